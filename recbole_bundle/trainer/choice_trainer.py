@@ -1,0 +1,96 @@
+"""RecBole's Trainer, evaluating on multiple-choice questions and checkpointing atomically."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from recbole.evaluator.collector import DataStruct
+from recbole.trainer import Trainer
+from recbole.utils import get_local_time, set_color
+from tqdm import tqdm
+
+from recbole_bundle.compat import torch_load
+from recbole_bundle.data.dataloader import LABEL
+from recbole_bundle.io import atomic_torch_save
+from recbole_bundle.metrics import HIT_KEY, VALID_KEY
+from recbole_bundle.model.base import score_candidates
+
+
+class ChoiceTrainer(Trainer):
+    """Trains with RecBole's loop (early stopping on ``valid_metric``, default HitRate@1) and evaluates
+    by letting the model score every question's K candidates; the top-scored candidate is its answer."""
+
+    def __init__(self, config, model) -> None:
+        super().__init__(config, model)
+        name = f"{config['model']}-{config['dataset']}-seed{config['seed']}-{get_local_time()}-{os.getpid()}.pth"
+        self.saved_model_file = os.path.join(self.checkpoint_dir, name)
+        self.last_predictions: dict[str, np.ndarray] = {}
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs) -> None:
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        atomic_torch_save(state, path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def resume_checkpoint(self, resume_file) -> None:
+        checkpoint = torch_load(resume_file, map_location=self.device)
+        self.saved_model_file = str(resume_file)
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False) -> OrderedDict:
+        """HitRate@1 & co. on ``eval_data``'s questions; per-question answers kept in ``last_predictions``."""
+        if not eval_data:
+            return OrderedDict()
+        if load_best_model:
+            checkpoint_file = model_file or self.saved_model_file
+            checkpoint = torch_load(checkpoint_file, map_location=self.device)
+            self.model.load_state_dict(checkpoint["state_dict"])
+            self.model.load_other_parameter(checkpoint.get("other_parameter"))
+            self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        self.model.eval()
+        batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink")) \
+            if show_progress else eval_data
+        preds, hits, valids = [], [], []
+        for batch in batches:
+            batch = batch.to(self.device)
+            scores = score_candidates(self.model, batch)
+            valid = ~torch.isnan(scores).all(dim=-1)
+            pred = torch.nan_to_num(scores, nan=-torch.inf).argmax(dim=-1)
+            preds.append(pred.cpu())
+            hits.append((pred == batch[LABEL]).cpu())
+            valids.append(valid.cpu())
+        struct = DataStruct()
+        struct.set(HIT_KEY, torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool))
+        struct.set(VALID_KEY, torch.cat(valids) if valids else torch.zeros(0, dtype=torch.bool))
+        self.last_predictions = {"answer": torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)}
+        return self.evaluator.evaluate(struct)
+
+
+class TraditionalChoiceTrainer(ChoiceTrainer):
+    """For models fitted in one pass over the training data (Random, Pop, ItemKNN)."""
+
+    def __init__(self, config, model) -> None:
+        super().__init__(config, model)
+        self.epochs = 1
+        self.eval_step = 1
