@@ -1,10 +1,12 @@
 """Bundle models. One model per file; the class name equals its ``properties/model/<Name>.yaml``.
 
-``Random``, ``Pop``, ``ItemKNN`` and ``BPR`` are RecBole's own classes used unchanged (their plugin
-yamls only set bundle-appropriate defaults); ``LightGCN`` is RecBole's with a scipy-proof adjacency.
+``Random``, ``Pop`` and ``BPR`` are RecBole's own classes used unchanged (their plugin yamls only set
+bundle-appropriate defaults); ``LightGCN`` is RecBole's with a scipy-proof adjacency and ``ItemKNN``
+RecBole's with a popularity tie-breaker.
 """
 
 from recbole_bundle.model.base import BundleChoiceModel, score_candidates
+from recbole_bundle.model.itemknn import ItemKNN
 from recbole_bundle.model.lightgcn import LightGCN
 
-__all__ = ["BundleChoiceModel", "LightGCN", "score_candidates"]
+__all__ = ["BundleChoiceModel", "ItemKNN", "LightGCN", "score_candidates"]
