@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from recbole.utils import ModelType, init_logger, init_seed
 
 from recbole_bundle.config import BundleConfig
-from recbole_bundle.utils import create_dataset, data_preparation, get_model, get_trainer
+from recbole_bundle.utils import create_dataset, data_preparation, get_trainer
 
 
 def run_recbole_bundle(
@@ -37,8 +37,7 @@ def run_recbole_bundle(
     train_data, valid_data, test_data = data_preparation(config, data)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_class = get_model(config["model"]) if isinstance(model, str) else model
-    net = model_class(config, train_data.dataset).to(config["device"])
+    net = config.model_class(config, train_data.dataset).to(config["device"])
     logger.info(net)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
     if config["resume_checkpoint"]:

@@ -35,7 +35,7 @@ def get_model(model_name: str) -> type:
         return cls
     try:
         return recbole_get_model(model_name)
-    except ValueError:
+    except (ValueError, ImportError):  # RecBole's lookup imports exlib modules (lightgbm, xgboost) on the way
         raise BundleConfigError(
             f"unknown model '{model_name}'. recbole_bundle models: {', '.join(_plugin_model_names())}; "
             f"RecBole's general models (e.g. Random, Pop, ItemKNN, BPR, NeuMF) also work. Names are case-sensitive."
@@ -113,7 +113,7 @@ def data_preparation(config, dataset: BundleDataset):
     """Split bundles and build (train, valid, test) loaders; valid/test serve fixed questions."""
     built = dataset.build()
     train_ds, valid_ds, test_ds = built
-    model_class = get_model(config["model"])
+    model_class = config.model_class
     if getattr(model_class, "train_on", "interactions") == "questions":
         sampler = make_negative_sampler(config, dataset, train_ds)
         train_data = TrainQuestionLoader(config, train_ds, sampler)

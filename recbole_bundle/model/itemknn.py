@@ -25,7 +25,7 @@ class ItemKNN(RecBoleItemKNN):
         self.other_parameter_name = ["w", "pred_mat", "tiebreak"]
 
     def predict(self, interaction) -> torch.Tensor:
-        user = interaction[self.USER_ID].cpu().numpy()
-        item = interaction[self.ITEM_ID].cpu().numpy()
+        user = interaction[self.USER_ID].cpu().numpy().copy()
+        item = interaction[self.ITEM_ID].cpu().numpy().copy()
         scores = np.asarray(self.pred_mat[user, item]).ravel() + self.tiebreak[item]
         return torch.from_numpy(scores).to(self.device)
