@@ -26,10 +26,15 @@ def properties_dir() -> Path:
     return Path(str(importlib.resources.files("recbole_bundle") / "properties"))
 
 
-def plugin_config_files(model: str, dataset: str) -> list[str]:
-    """The plugin yaml files that apply to (model, dataset), lowest precedence first."""
+def plugin_config_files(model_class: type, dataset: str) -> list[str]:
+    """The plugin yaml files that apply to (model, dataset), lowest precedence first.
+
+    A model's yaml is layered over its base classes' yamls, so a variant (e.g. ``LLMZeroShot`` over
+    ``BundleMLLM``) writes only the keys it changes.
+    """
     root = properties_dir()
-    files = [root / "overall.yaml", root / "model" / f"{model}.yaml", root / "dataset" / f"{dataset}.yaml"]
+    models = [root / "model" / f"{c.__name__}.yaml" for c in reversed(model_class.__mro__)]
+    files = [root / "overall.yaml", *models, root / "dataset" / f"{dataset}.yaml"]
     return [str(f) for f in files if f.is_file()]
 
 
@@ -89,7 +94,7 @@ class BundleConfig(Config):
 
         model_class = get_model(model) if isinstance(model, str) else model
         self._cmd_args = list(cmd_args or [])
-        self._plugin_files = plugin_config_files(model_class.__name__, dataset)
+        self._plugin_files = plugin_config_files(model_class, dataset)
         for f in list(config_file_list or []):
             if not Path(f).is_file():
                 raise BundleConfigError(f"config file '{f}' does not exist; check the path given to --config_files")

@@ -39,7 +39,7 @@ def run_recbole_bundle(
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     net = config.model_class(config, train_data.dataset).to(config["device"])
     logger.info(net)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"], config.model_class)(config, net)
     if config["resume_checkpoint"]:
         trainer.resume_checkpoint(config["resume_checkpoint"])
     keep = saved and config["MODEL_TYPE"] != ModelType.TRADITIONAL

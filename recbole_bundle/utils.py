@@ -42,12 +42,15 @@ def get_model(model_name: str) -> type:
         ) from None
 
 
-def get_trainer(model_type: ModelType, model_name: str) -> type:
-    """``recbole_bundle.trainer.<Model>Trainer`` if it exists, else the choice trainer for the model type."""
+def get_trainer(model_type: ModelType, model_name: str, model_class: type | None = None) -> type:
+    """``recbole_bundle.trainer.<Model>Trainer`` for the model or its nearest base class that has one,
+    else the choice trainer for the model type."""
     trainers = importlib.import_module("recbole_bundle.trainer")
-    cls = getattr(trainers, f"{model_name}Trainer", None)
-    if cls is not None:
-        return cls
+    names = [c.__name__ for c in model_class.__mro__] if model_class is not None else [model_name]
+    for name in names:
+        cls = getattr(trainers, f"{name}Trainer", None)
+        if cls is not None:
+            return cls
     return trainers.TraditionalChoiceTrainer if model_type == ModelType.TRADITIONAL else trainers.ChoiceTrainer
 
 
@@ -121,7 +124,10 @@ def data_preparation(config, dataset: BundleDataset):
         train_sampler, _, _ = create_samplers(config, dataset, built)
         train_data = get_dataloader(config, "train")(config, train_ds, train_sampler, shuffle=config["shuffle"])
     batch = int(config["eval_batch_size"])
-    valid_data = ChoiceDataLoader(config, valid_ds, eval_questions(config, dataset, train_ds, valid_ds, "valid"), batch)
+    valid_q = eval_questions(config, dataset, train_ds, valid_ds, "valid")
+    if config["valid_max_questions"]:
+        valid_q = valid_q.head(int(config["valid_max_questions"]))
+    valid_data = ChoiceDataLoader(config, valid_ds, valid_q, batch)
     test_data = ChoiceDataLoader(config, test_ds, eval_questions(config, dataset, train_ds, test_ds, "test"), batch)
     logger.info("questions: %d valid, %d test, K=%d, negatives=%s", len(valid_data.questions),
                 len(test_data.questions), config["n_candidates"], config["neg_strategy"])

@@ -64,6 +64,8 @@ class TrainQuestionLoader:
         self.k = int(config["n_candidates"])
         self.max_items = int(config["train_max_items"])
         self.bundle_ids, self.bundle_items = dataset.train_bundles
+        cap = config["train_questions_per_epoch"]
+        self.per_epoch = min(int(cap), len(self.bundle_ids)) if cap else len(self.bundle_ids)
         self._rng = np.random.default_rng(config["seed"])
         self.uid_field = dataset.uid_field
 
@@ -72,10 +74,12 @@ class TrainQuestionLoader:
         return self._dataset
 
     def __len__(self) -> int:
-        return (len(self.bundle_ids) + self.batch_size - 1) // self.batch_size
+        return (self.per_epoch + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Interaction]:
-        qs = self._sample(self.bundle_items, self.bundle_ids, self.sampler, self.k, self._rng, self.max_items)
+        pick = np.sort(self._rng.choice(len(self.bundle_ids), size=self.per_epoch, replace=False))
+        items = [self.bundle_items[j] for j in pick]
+        qs = self._sample(items, self.bundle_ids[pick], self.sampler, self.k, self._rng, self.max_items)
         order = self._rng.permutation(len(qs))
         for s in range(0, len(qs), self.batch_size):
             yield questions_to_interaction(qs, order[s : s + self.batch_size], self.uid_field)

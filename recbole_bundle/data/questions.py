@@ -51,6 +51,10 @@ class QuestionSet:
     def positive(self) -> np.ndarray:
         return self.candidates[np.arange(len(self)), self.label]
 
+    def head(self, n: int) -> "QuestionSet":
+        """The first ``n`` questions (a fixed, smaller validation set for slow models)."""
+        return QuestionSet(**{k: v[:n] for k, v in self.arrays().items()})
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in ("bundle", "partial", "partial_len", "candidates", "label")}
 

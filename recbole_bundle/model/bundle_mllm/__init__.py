@@ -1,4 +1,5 @@
-"""Bundle-MLLM: a causal LLM fine-tuned with LoRA to answer "which candidate completes this bundle?".
+"""Bundle-MLLM: backbone loading (llm), fusion, prompts with hybrid item tokens, and the model."""
 
-``llm`` holds the backbone utilities (resolving/loading the LLM, LoRA, answer letters, a tiny test model).
-"""
+from recbole_bundle.model.bundle_mllm.model import BundleMLLM
+
+__all__ = ["BundleMLLM"]

@@ -79,6 +79,11 @@ def resolve_backbone(name_or_path: str, cache_dir: PathLike | None = None) -> Pa
     path = Path(name).expanduser()
     if path.is_dir():
         return _check_model_dir(path, name)
+    if path.exists():
+        raise BundleConfigError(
+            f"llm_name_or_path {name!r} is a file, not a model folder (give a folder written by "
+            f"save_pretrained; for the SmolLM2 GGUF file use the preset {SMOLLM2_PRESET!r})"
+        )
     if _looks_like_path(name):
         raise BundleConfigError(
             f"llm_name_or_path {name!r}: the folder {str(path)!r} does not exist (give a folder written "
@@ -92,7 +97,6 @@ def _looks_like_path(name: str) -> bool:
         name.startswith(("/", ".", "~"))
         or "\\" in name
         or name.count("/") > 1
-        or Path(name).exists()
     )
 
 
@@ -319,7 +323,12 @@ def load_backbone(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = resolve_backbone(name_or_path, cache_dir)
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise BundleConfigError(f"llm device {device!r} is not a torch device (e.g. 'cpu', 'cuda:0')") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BundleConfigError(f"llm device {device!r} requested but CUDA is not available; use device 'cpu'")
     torch_dtype = _resolve_dtype(dtype, dev)
     start = time.perf_counter()
     try:
@@ -356,10 +365,11 @@ def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Seq
     (or a special token, or is empty) the letter is written bare ("B"); otherwise, as after
     ``"Answer:"``, with a leading space (" B": one token in GPT-2/Llama-3-style BPE, "▁B" in
     SentencePiece tokenizers like Llama-2). Each letter is checked at the boundary: encoding the
-    prompt's tail text + letter must give the tail's ids plus exactly one new id. If the preferred
-    form is not a single token the other form is tried; if the letter merges with the end of the
-    prompt, the letter's own single-token encoding is used. Every letter must be one non-special,
-    non-unknown token and the ids must be distinct; else BundleConfigError.
+    prompt's tail text + letter should give the tail's ids plus exactly one new id; if the letter
+    merges with the prompt's end instead (a prompt ending in a space: "Answer: " + "B"), the letter's
+    own single token is used. Only if the preferred form is no single token is the other form tried.
+    Every letter must be one non-special, non-unknown token and the ids distinct; else
+    BundleConfigError.
     """
     if not isinstance(k, int) or k < 1:
         raise BundleConfigError(f"the number of candidates must be a positive integer, got {k!r}")
@@ -383,18 +393,18 @@ def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Seq
     for letter in LETTERS[:k]:
         forms = [letter, " " + letter] if ends_bare else [" " + letter, letter]
         found = None
-        for form in forms:  # 1) the form tokenizes as one id right after the prompt's tail
+        for form in forms:  # the preferred form first, the other one only if it is not one token
             full = tokenizer.encode(tail_text + form, add_special_tokens=False)
             if len(full) == len(base) + 1 and full[: len(base)] == base and ok(full[-1]):
-                found = full[-1]
+                found = full[-1]  # tokenizes as exactly one new id right after the prompt
                 break
-        if found is None:
-            for form in forms:  # 2) the letter merges with the prompt's end: its own single token
-                own = tokenizer.encode(form, add_special_tokens=False)
-                if len(own) == 1 and ok(own[0]):
-                    logger.debug("letter %r does not tokenize on its own after the prompt; using %r", letter, form)
-                    found = own[0]
-                    break
+            own = tokenizer.encode(form, add_special_tokens=False)
+            if len(own) == 1 and ok(own[0]):
+                # merges with the prompt's end (e.g. "Answer: " + "B" -> ":", " B"): the letter's own
+                # token still continues the prompt text correctly
+                logger.debug("letter %r merges with the end of the prompt %r; using its own token", form, tail_text)
+                found = own[0]
+                break
         if found is None:
             pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(forms[0], add_special_tokens=False))
             raise BundleConfigError(
@@ -423,6 +433,8 @@ def _prefix_tail(tokenizer: PreTrainedTokenizerBase, prefix: list[int], special:
 
 
 _LETTER_END = r"(?![A-Za-z0-9])"
+# special tokens left in a decoded answer ("B<|im_end|>", "B</s>") are treated as whitespace
+_SPECIAL_MARKUP = re.compile(r"<\|[^|<>]{1,40}\|>|</?s>|<(?:eos|bos|pad|unk|end_of_turn|start_of_turn)>")
 # the whole answer is one letter, optionally quoted / bracketed / bold and followed by punctuation
 _BARE = re.compile(r"^[\s\"'`*(\[{<]*([A-Z])[\s\"'`*)\]}>.,:;!?]*$")
 # the answer starts with a letter followed by a delimiter: "B. Blue shirt", "(C) Mug", "A: ...", "B\n..."
@@ -442,12 +454,14 @@ def parse_letter(text: str, k: int) -> int | None:
 
     Accepted (capital letters only): a bare letter ("B", " B.", "(C)", "**D**"), a letter at the start
     followed by a delimiter ("B. Blue shirt", "(C) Mug", "A: x"), or a letter after an explicit
-    phrase ("Answer: B", "The answer is D", "option (C)"). Free text such as "A nice item" or "I think
+    phrase ("Answer: B", "The answer is D", "option (C)"). Special-token markup such as ``<|im_end|>``
+    or ``</s>`` counts as whitespace. Free text such as "A nice item" or "I think
     so" is None: a capital letter that could be a word (the article "A", the pronoun "I") only counts
     in one of these forms. The first accepted letter decides; one outside A..(k-1) gives None.
     """
     if not isinstance(text, str) or k < 1:
         return None
+    text = _SPECIAL_MARKUP.sub(" ", text)
     letter = None
     for pattern in (_BARE, _LEADING):
         m = pattern.match(text)

@@ -1,0 +1,1 @@
+"""Item feature extraction (relational = RecBole's LightGCN on the train graph; more in later modules)."""

@@ -1,0 +1,246 @@
+"""Bundle-MLLM (Liu et al., KDD 2025): a causal LLM + LoRA answering multiple-choice bundle questions
+with hybrid item tokens (title text + ONE fused multimodal token, joined by a soft separator).
+
+Stages (``stages`` in the yaml): ``s1`` trains LoRA on text-only prompts (bundle patterns),
+``s2`` freezes LLM + LoRA and trains fusion, projector and separator on hybrid prompts, ``joint``
+trains both at once. Scoring: ``letter`` (one forward pass, softmax over the K letters' logits) or
+``generate`` (greedy decoding, parsed letter; unparseable answers are invalid).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from recbole.data.interaction import Interaction
+from torch import nn
+
+from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
+from recbole_bundle.errors import BundleConfigError
+from recbole_bundle.model.base import BundleChoiceModel
+from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
+from recbole_bundle.model.bundle_mllm.llm import apply_lora, letter_token_ids, load_backbone, parse_letter
+from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT, PromptBuilder
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("s1", "s2", "joint")
+TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
+
+
+class BundleMLLM(BundleChoiceModel):
+    """LLM-based bundle completion with hybrid item tokens and progressive LoRA/fusion training."""
+
+    train_on = "questions"
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        self.stages = list(config["stages"] or [])
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise BundleConfigError(f"config key 'stages' has unknown stage(s) {bad}; use a list of {STAGES}")
+        self.k = int(config["n_candidates"])
+        self.scoring = config["scoring"]
+        if self.scoring not in ("letter", "generate"):
+            raise BundleConfigError(f"config key 'scoring' must be letter or generate, got {self.scoring!r}")
+        self.max_new_tokens = int(config["max_new_tokens"])
+        self.max_partial = int(config["max_partial_items"])
+
+        llm, self.tokenizer = load_backbone(config["llm_name_or_path"], config["llm_dtype"], device=config["device"])
+        if config["gradient_checkpointing"]:
+            llm.gradient_checkpointing_enable()
+            llm.enable_input_require_grads()
+        for p in llm.parameters():
+            p.requires_grad_(False)
+        self.use_lora = int(config["lora_r"]) > 0
+        if self.use_lora:
+            llm = apply_lora(llm, r=int(config["lora_r"]), alpha=int(config["lora_alpha"]),
+                             dropout=float(config["lora_dropout"]), target_modules=tuple(config["lora_target_modules"]))
+        self.llm = llm
+        self.embed = llm.get_input_embeddings()
+        hidden = self.embed.embedding_dim
+
+        self.prompt = PromptBuilder(
+            self.tokenizer, config["prompt_template"],
+            {"bundle_name": config["bundle_name"], "item_name": config["item_name"], "domain": config["domain"]},
+            self._titles(config, dataset), separator=config["separator"],
+            hard_separator_text=config["hard_separator_text"], max_title_tokens=int(config["max_title_tokens"]),
+            use_chat_template=bool(config["use_chat_template"]),
+        )
+        self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.k, self.prompt.answer_prefix_ids))
+
+        self.fused = bool(config["use_fused_token"])
+        if self.fused:
+            names = list(config["modalities"] or [])
+            if not names:
+                raise BundleConfigError("use_fused_token: True needs at least one entry in 'modalities'")
+            feats, missing = zip(*(self._modality(config, dataset, n) for n in names))
+            self.modalities = names
+            for n, f in enumerate(feats):
+                self.register_buffer(f"feat_{n}", torch.from_numpy(f), persistent=False)
+            self.register_buffer("feat_missing", torch.from_numpy(np.stack(missing, 1)), persistent=False)
+            d = int(config["fusion_dim"])
+            self.fusion = ModalityFusion([f.shape[1] for f in feats], d, int(config["fusion_heads"]))
+            self.projector = Projector(d, hidden)
+            if config["separator"] == "soft":
+                # initialised at the hard separator's mean embedding, then learned
+                init_ids = self.tokenizer.encode(config["hard_separator_text"], add_special_tokens=False)
+                with torch.no_grad():
+                    init = self.embed.weight[init_ids].float().mean(0)
+                self.separator = nn.Parameter(init.clone())
+        self._fused_cache: torch.Tensor | None = None
+        self.stage = self.stages[-1] if self.stages else "s1"
+        self.set_stage(self.stages[0] if self.stages else "s1")
+        self.other_parameter_name = []
+
+    # ------------------------------------------------------------------ data
+    @staticmethod
+    def _titles(config, dataset) -> list[str]:
+        """Item titles; items without one are named by their token (ids-only datasets)."""
+        tokens = dataset.field2id_token[dataset.iid_field]
+        titles = dataset.item_titles() if "title" in dataset.field2type else [""] * len(tokens)
+        name = config["item_name"]
+        return [t if t else f"{name} {tokens[i]}" for i, t in enumerate(titles)]
+
+    @staticmethod
+    def _modality(config, dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name == "relational" and not dataset.feature_path(name).is_file():
+            from recbole_bundle.features.relational import lightgcn_item_features
+
+            feats = lightgcn_item_features(config, dataset, epochs=int(config["relational_epochs"]))
+            missing = np.zeros(len(feats), bool)
+            missing[0] = True
+            return feats, missing
+        return dataset.item_features(name)
+
+    # ------------------------------------------------------------------ stages
+    def set_stage(self, stage: str) -> None:
+        """Make exactly the stage's parameters trainable and pick its prompt mode."""
+        if stage not in STAGES:
+            raise BundleConfigError(f"unknown stage {stage!r}; use one of {STAGES}")
+        if stage in ("s2", "joint") and not self.fused:
+            raise BundleConfigError(f"stage {stage} trains the fused token, but use_fused_token is False")
+        self.stage = stage
+        lora_on = stage in ("s1", "joint")
+        for name, p in self.named_parameters():
+            if "lora_" in name:
+                p.requires_grad_(lora_on)
+            elif name.startswith(TRAINED_PREFIXES):
+                p.requires_grad_(stage in ("s2", "joint"))
+        self._fused_cache = None
+
+    @property
+    def hybrid(self) -> bool:
+        return self.fused and self.stage in ("s2", "joint")
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what training can change (LoRA, fusion, projector, separator), never the base LLM."""
+        return {k: v.detach().cpu() for k, v in self.state_dict().items()
+                if "lora_" in k or k.startswith(TRAINED_PREFIXES)}
+
+    def load_trained_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        expected = set(self.trained_state_dict())
+        if unexpected or expected - set(state):
+            raise BundleConfigError(
+                f"checkpoint does not match this model: missing {sorted(expected - set(state))[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]} (was it written with another config?)"
+            )
+        self._fused_cache = None
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the LoRA adapter (peft format) and fusion/projector/separator weights to ``directory``."""
+        from recbole_bundle.io import atomic_torch_save
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.use_lora:
+            self.llm.save_pretrained(str(out / "adapter"))
+        extra = {k: v for k, v in self.trained_state_dict().items() if "lora_" not in k}
+        atomic_torch_save(extra, out / "fusion.pt")
+        return out
+
+    # ------------------------------------------------------------------ forward
+    def fused_tokens(self, items: torch.Tensor) -> torch.Tensor:
+        """The fused token ``[n, hidden]`` of each item id (all items cached once in eval mode)."""
+        if not self.training:
+            if self._fused_cache is None:
+                all_items = torch.arange(self.n_items, device=items.device)
+                self._fused_cache = torch.cat([self._fuse(c) for c in all_items.split(4096)])
+            return self._fused_cache[items]
+        return self._fuse(items)
+
+    def _fuse(self, items: torch.Tensor) -> torch.Tensor:
+        feats = [getattr(self, f"feat_{n}")[items] for n in range(len(self.modalities))]
+        return self.projector(self.fusion(feats, self.feat_missing[items]))
+
+    def train(self, mode: bool = True):
+        self._fused_cache = None
+        return super().train(mode)
+
+    def encode(self, interaction: Interaction, hybrid: bool | None = None) -> dict[str, torch.Tensor]:
+        """Left-padded ``inputs_embeds``, ``attention_mask`` and ``position_ids`` of the batch's prompts."""
+        hybrid = self.hybrid if hybrid is None else hybrid
+        partial = interaction[PARTIAL].cpu().numpy()
+        plen = interaction[PARTIAL_LEN].cpu().numpy()
+        cands = interaction[CANDIDATES].cpu().numpy()
+        seqs = [self.prompt.build(partial[b, : min(plen[b], self.max_partial)], cands[b], hybrid) for b in range(len(cands))]
+        width = max(len(ids) for ids, _ in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        ref = torch.zeros((len(seqs), width), dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for b, (i, r) in enumerate(seqs):
+            ids[b, width - len(i):] = torch.tensor(i)
+            ref[b, width - len(r):] = torch.tensor(r)
+            mask[b, width - len(i):] = 1
+        dev = self.embed.weight.device
+        ids, ref, mask = ids.to(dev), ref.to(dev), mask.to(dev)
+        emb = self.embed(ids.clamp(min=0))
+        if hybrid:
+            emb = emb.clone()
+            slot = ids == ITEM_SLOT
+            emb[slot] = self.fused_tokens(ref[slot]).to(emb.dtype)
+            sep = ids == SEP_SLOT
+            if sep.any():
+                emb[sep] = self.separator.to(emb.dtype)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return {"inputs_embeds": emb, "attention_mask": mask, "position_ids": position_ids}
+
+    def answer_logits(self, interaction: Interaction) -> torch.Tensor:
+        """Next-token logits ``[B, vocab]`` at the answer slot."""
+        out = self.llm(**self.encode(interaction), logits_to_keep=1, use_cache=False)
+        return out.logits[:, -1, :].float()
+
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
+        """Language-model loss on the answer letter only."""
+        logits = self.answer_logits(interaction)
+        target = self.letter_ids.to(logits.device)[interaction[LABEL]]
+        return F.cross_entropy(logits, target)
+
+    @torch.no_grad()
+    def score_candidates(self, interaction: Interaction) -> torch.Tensor:
+        k = interaction[CANDIDATES].shape[1]
+        if k > len(self.letter_ids):
+            raise BundleConfigError(f"questions have {k} candidates but the model was built for n_candidates={len(self.letter_ids)}")
+        if self.scoring == "generate":
+            return self._generate_scores(interaction, k)
+        logits = self.answer_logits(interaction)
+        return torch.log_softmax(logits[:, self.letter_ids[:k].to(logits.device)], dim=-1)
+
+    def _generate_scores(self, interaction: Interaction, k: int) -> torch.Tensor:
+        enc = self.encode(interaction)
+        enc.pop("position_ids")
+        out = self.llm.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                pad_token_id=self.tokenizer.pad_token_id)
+        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)  # only new tokens (inputs_embeds)
+        scores = torch.full((len(texts), k), float("nan"))
+        for b, text in enumerate(texts):
+            choice = parse_letter(text, k)
+            if choice is not None:
+                scores[b] = 0.0
+                scores[b, choice] = 1.0
+        return scores
