@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from logging import getLogger
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,6 +47,7 @@ def run_recbole_bundle(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=keep, show_progress=config["show_progress"]
     )
+    keep = keep and os.path.exists(trainer.saved_model_file)  # nothing trained (zero-shot) -> no checkpoint
     test_result = trainer.evaluate(test_data, load_best_model=keep, show_progress=config["show_progress"])
     logger.info(f"best valid : {dict(best_valid_result or {})}")
     logger.info(f"test result: {dict(test_result)}")

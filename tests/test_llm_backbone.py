@@ -6,9 +6,7 @@ Everything runs offline on a tiny random Llama; one integration test converts th
 
 import importlib.util
 import logging
-import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
