@@ -124,11 +124,14 @@ def data_preparation(config, dataset: BundleDataset):
         train_sampler, _, _ = create_samplers(config, dataset, built)
         train_data = get_dataloader(config, "train")(config, train_ds, train_sampler, shuffle=config["shuffle"])
     batch = int(config["eval_batch_size"])
-    valid_q = eval_questions(config, dataset, train_ds, valid_ds, "valid")
-    if config["valid_max_questions"]:
-        valid_q = valid_q.head(int(config["valid_max_questions"]))
-    valid_data = ChoiceDataLoader(config, valid_ds, valid_q, batch)
-    test_data = ChoiceDataLoader(config, test_ds, eval_questions(config, dataset, train_ds, test_ds, "test"), batch)
+    qseed = config["question_seed"] if config["question_seed"] is not None else config["seed"]
+    loaders = []
+    for phase, ds in (("valid", valid_ds), ("test", test_ds)):
+        questions = eval_questions(config, dataset, train_ds, ds, phase)
+        if config[f"{phase}_max_questions"]:
+            questions = questions.subset(int(config[f"{phase}_max_questions"]), seed=int(qseed))
+        loaders.append(ChoiceDataLoader(config, ds, questions, batch))
+    valid_data, test_data = loaders
     logger.info("questions: %d valid, %d test, K=%d, negatives=%s", len(valid_data.questions),
                 len(test_data.questions), config["n_candidates"], config["neg_strategy"])
     return train_data, valid_data, test_data

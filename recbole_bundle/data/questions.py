@@ -51,9 +51,12 @@ class QuestionSet:
     def positive(self) -> np.ndarray:
         return self.candidates[np.arange(len(self)), self.label]
 
-    def head(self, n: int) -> "QuestionSet":
-        """The first ``n`` questions (a fixed, smaller validation set for slow models)."""
-        return QuestionSet(**{k: v[:n] for k, v in self.arrays().items()})
+    def subset(self, n: int, seed: int) -> "QuestionSet":
+        """A fixed random subset of ``n`` questions (in original order), for slow models' budgets."""
+        if n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        return QuestionSet(**{k: v[keep] for k, v in self.arrays().items()})
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in ("bundle", "partial", "partial_len", "candidates", "label")}

@@ -48,6 +48,9 @@ class BundleMLLM(BundleChoiceModel):
             raise BundleConfigError(f"config key 'scoring' must be letter or generate, got {self.scoring!r}")
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_partial = int(config["max_partial_items"])
+        self.answer_loss = config["answer_loss"]
+        if self.answer_loss not in ("lm", "letters"):
+            raise BundleConfigError(f"config key 'answer_loss' must be lm or letters, got {self.answer_loss!r}")
 
         llm, self.tokenizer = load_backbone(config["llm_name_or_path"], config["llm_dtype"], device=config["device"])
         if config["gradient_checkpointing"]:
@@ -216,10 +219,14 @@ class BundleMLLM(BundleChoiceModel):
         return out.logits[:, -1, :].float()
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
-        """Language-model loss on the answer letter only."""
+        """Loss on the answer letter only: LM cross-entropy over the vocabulary (``answer_loss: lm``,
+        the paper's) or over the K letters' logits (``letters``, the scoring rule; learns faster)."""
         logits = self.answer_logits(interaction)
-        target = self.letter_ids.to(logits.device)[interaction[LABEL]]
-        return F.cross_entropy(logits, target)
+        letters = self.letter_ids.to(logits.device)
+        if self.answer_loss == "letters":
+            k = interaction[CANDIDATES].shape[1]
+            return F.cross_entropy(logits[:, letters[:k]], interaction[LABEL])
+        return F.cross_entropy(logits, letters[interaction[LABEL]])
 
     @torch.no_grad()
     def score_candidates(self, interaction: Interaction) -> torch.Tensor:
