@@ -148,26 +148,32 @@ def _shuffle_in(rng: np.random.Generator, positive: int, negatives: np.ndarray) 
     return cands[perm], int(np.flatnonzero(perm == 0)[0])
 
 
-def build_eval_questions(eval_bundles, sampler: NegativeSampler, k: int, seed: int) -> QuestionSet:
-    """One question per (eval bundle, held-out item); deterministic in ``seed``."""
-    rng = np.random.default_rng(seed)
-    max_bundle = max((len(i) + len(g) for i, g in zip(eval_bundles.inputs, eval_bundles.held_out)), default=0)
-    sampler.check_k(k, max_bundle)
-    bundles, partials, cands, labels = [], [], [], []
-    for b, inp, gt in zip(eval_bundles.bundles, eval_bundles.inputs, eval_bundles.held_out):
-        whole = np.r_[inp, gt]
-        for pos in gt:
-            negs = sampler.sample(rng, k - 1, whole, int(pos))
-            c, lab = _shuffle_in(rng, int(pos), negs)
-            bundles.append(b)
-            partials.append(inp)
-            cands.append(c)
-            labels.append(lab)
-    partial, plen = pad(partials)
+def _question(rng, sampler: NegativeSampler, k: int, bundle: int, partial: np.ndarray, positive: int,
+              exclude: np.ndarray) -> tuple:
+    """One question row: the positive shuffled among K-1 negatives drawn outside ``exclude``."""
+    cands, label = _shuffle_in(rng, positive, sampler.sample(rng, k - 1, exclude, positive))
+    return bundle, partial, cands, label
+
+
+def _assemble(rows: list[tuple], k: int) -> QuestionSet:
+    bundles, partials, cands, labels = zip(*rows) if rows else ((), (), (), ())
+    partial, plen = pad(list(partials))
     return QuestionSet(
         bundle=np.asarray(bundles, dtype=np.int64), partial=partial, partial_len=plen,
         candidates=np.asarray(cands, dtype=np.int64).reshape(-1, k), label=np.asarray(labels, dtype=np.int64),
     )
+
+
+def build_eval_questions(eval_bundles, sampler: NegativeSampler, k: int, seed) -> QuestionSet:
+    """One question per (eval bundle, held-out item); deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    max_bundle = max((len(i) + len(g) for i, g in zip(eval_bundles.inputs, eval_bundles.held_out)), default=0)
+    sampler.check_k(k, max_bundle)
+    rows = []
+    for b, inp, gt in zip(eval_bundles.bundles, eval_bundles.inputs, eval_bundles.held_out):
+        whole = np.r_[inp, gt]
+        rows += [_question(rng, sampler, k, b, inp, int(pos), whole) for pos in gt]
+    return _assemble(rows, k)
 
 
 def sample_train_questions(
@@ -175,24 +181,14 @@ def sample_train_questions(
     rng: np.random.Generator, max_items: int = 10,
 ) -> QuestionSet:
     """One fresh training question per train bundle (the paper's recipe)."""
-    bundles, partials, cands, labels = [], [], [], []
+    rows = []
     for b, items in zip(bundle_ids, bundle_items):
         if len(items) < 2:
             continue
         chosen = rng.permutation(items)[:max_items]
         n_in = max(1, len(chosen) // 2)
-        pos = int(rng.choice(chosen[n_in:]))
-        negs = sampler.sample(rng, k - 1, items, pos)
-        c, lab = _shuffle_in(rng, pos, negs)
-        bundles.append(b)
-        partials.append(chosen[:n_in])
-        cands.append(c)
-        labels.append(lab)
-    partial, plen = pad(partials)
-    return QuestionSet(
-        bundle=np.asarray(bundles, dtype=np.int64), partial=partial, partial_len=plen,
-        candidates=np.asarray(cands, dtype=np.int64).reshape(-1, k), label=np.asarray(labels, dtype=np.int64),
-    )
+        rows.append(_question(rng, sampler, k, b, chosen[:n_in], int(rng.choice(chosen[n_in:])), items))
+    return _assemble(rows, k)
 
 
 def cache_key(parts: Sequence[object]) -> str:
