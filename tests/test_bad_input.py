@@ -25,20 +25,17 @@ def test_wrong_column_count_names_file_and_line(tmp_path):
         run_recbole_bundle("Pop", "bad", config_dict=cfg(tmp_path))
 
 
-def test_header_without_types(tmp_path):
-    d = tmp_path / "notype"
+@pytest.mark.parametrize("name, content, message", [
+    ("notype", "bundle_id\titem_id\nb1\ti1\n", "line 1: column 'bundle_id' must be 'name:type'"),
+    ("nocol", "user_id:token\titem_id:token\nb1\ti1\n", "required column 'bundle_id:token' is missing"),
+    ("empty", "", "empty file"),
+])
+def test_bad_header_names_the_problem(tmp_path, name, content, message):
+    d = tmp_path / name
     d.mkdir()
-    (d / "notype.inter").write_text("bundle_id\titem_id\nb1\ti1\n")
-    with pytest.raises(BundleDataError, match="line 1: column 'bundle_id' must be 'name:type'"):
-        run_recbole_bundle("Pop", "notype", config_dict=cfg(tmp_path))
-
-
-def test_missing_required_column(tmp_path):
-    d = tmp_path / "nocol"
-    d.mkdir()
-    (d / "nocol.inter").write_text("user_id:token\titem_id:token\nb1\ti1\n")
-    with pytest.raises(BundleDataError, match="required column 'bundle_id:token' is missing"):
-        run_recbole_bundle("Pop", "nocol", config_dict=cfg(tmp_path))
+    (d / f"{name}.inter").write_text(content)
+    with pytest.raises(BundleDataError, match=message):
+        run_recbole_bundle("Pop", name, config_dict=cfg(tmp_path))
 
 
 def test_unknown_dataset_says_where_files_go(tmp_path):
