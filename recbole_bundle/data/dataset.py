@@ -96,8 +96,7 @@ class BundleDataset(Dataset):
 
     # ------------------------------------------------------------------ checks
     def _check_bundle_sizes(self) -> None:
-        sizes = np.bincount(self.inter_feat[self.uid_field].to_numpy() if hasattr(self.inter_feat[self.uid_field], "to_numpy")
-                            else np.asarray(self.inter_feat[self.uid_field]), minlength=self.user_num)
+        sizes = np.bincount(np.asarray(self.inter_feat[self.uid_field]), minlength=self.user_num)  # pandas at load time
         small = np.flatnonzero(sizes[1:] < self.config["min_bundle_size"]) + 1
         if len(small):
             tokens = self.id2token(self.uid_field, small[:5])
