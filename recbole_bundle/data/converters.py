@@ -282,15 +282,25 @@ def _official_feature_files(src: Path) -> list[tuple[str, Path]]:
 
 
 class _Staging:
-    """A temporary sibling directory of ``out_dir``; :meth:`commit` moves its files into ``out_dir``."""
+    """A temporary sibling directory of ``out_dir``; on leaving the ``with`` block its files move into
+    ``out_dir`` (``last`` last), or on an exception the directory is discarded."""
 
-    def __init__(self, out_dir: Path, dataset: str) -> None:
-        self.out_dir = out_dir
+    def __init__(self, out_dir: Path, dataset: str, last: str) -> None:
+        self.out_dir, self.last = out_dir, last
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.converting-{dataset}-", dir=out_dir.parent))
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def __enter__(self) -> "_Staging":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit(self.last)
+        else:
+            self.discard()
 
     def commit(self, last: str) -> None:
         """Move staged files into ``out_dir`` (``last`` is moved last, so its presence means complete)."""
@@ -451,8 +461,7 @@ def convert_official(src_dir: PathLike, dataset: str, out_dir: PathLike) -> Path
     features = [(modality, path, _load_feature(path, n_items)) for modality, path in _official_feature_files(src)]
 
     # --- write --------------------------------------------------------------------------------
-    staging = _Staging(out, dataset)
-    try:
+    with _Staging(out, dataset, last=f"{dataset}.inter") as staging:
         inter_rows: list[tuple[str, str, str]] = []
         for _name, role, prefix in _SPLIT_ROLES:
             for bundle, items in splits[role].items():
@@ -481,10 +490,6 @@ def convert_official(src_dir: PathLike, dataset: str, out_dir: PathLike) -> Path
             )
             meta = {"source": path.name, "dim": int(arr.shape[1]), "n_items": int(arr.shape[0])}
             atomic_write_text(staging.file(f"{dataset}.feat_{modality}.json"), json.dumps(meta, indent=2) + "\n")
-        staging.commit(last=f"{dataset}.inter")
-    except BaseException:
-        staging.discard()
-        raise
     logger.info(
         "converted official release %s -> %s: %d train / %d valid / %d test bundles, %d items, %d rows, features: %s",
         src,
@@ -606,8 +611,7 @@ def convert_pairs(
     if duplicates:
         logger.warning("%s: dropped %d duplicated bundle-item pairs", src, duplicates)
 
-    staging = _Staging(out, dataset)
-    try:
+    with _Staging(out, dataset, last=f"{dataset}.inter") as staging:
         _write_rows(staging.file(f"{dataset}.inter"), ("bundle_id:token", "item_id:token"), pairs)
         if titles is not None:
             untitled = sum(1 for i in items if not clean_title(titles.get(i)))
@@ -621,10 +625,6 @@ def convert_pairs(
                 ("item_id:token", "title:token_seq"),
                 ((i, clean_title(titles.get(i))) for i in items),
             )
-        staging.commit(last=f"{dataset}.inter")
-    except BaseException:
-        staging.discard()
-        raise
     logger.info(
         "converted pairs %s -> %s: %d bundles, %d items, %d pairs",
         src,
