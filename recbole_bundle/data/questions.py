@@ -126,7 +126,7 @@ class NegativeSampler:
             return top
         sims = self.emb @ self.emb[positive]
         sims[exclude] = -np.inf
-        pool_size = min(self.hard_pool + 0, self.n_items - len(exclude))
+        pool_size = min(self.hard_pool, self.n_items - len(exclude))
         pool = np.argpartition(-sims, pool_size - 1)[:pool_size]
         if len(pool) >= k_neg:
             return rng.choice(pool, size=k_neg, replace=False)
