@@ -132,6 +132,7 @@ def data_preparation(config, dataset: BundleDataset):
             questions = questions.subset(int(config[f"{phase}_max_questions"]), seed=int(qseed))
         loaders.append(ChoiceDataLoader(config, ds, questions, batch))
     valid_data, test_data = loaders
+    train_data.dataset.valid_questions = valid_data.questions  # for features that early-stop on valid (never test)
     logger.info("questions: %d valid, %d test, K=%d, negatives=%s", len(valid_data.questions),
                 len(test_data.questions), config["n_candidates"], config["neg_strategy"])
     return train_data, valid_data, test_data

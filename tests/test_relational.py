@@ -1,0 +1,33 @@
+"""Relational (LightGCN) item features: train graph only, early stopping on valid, cached per split."""
+
+import numpy as np
+
+from recbole_bundle.config import BundleConfig
+from recbole_bundle.features.relational import lightgcn_item_features
+from recbole_bundle.utils import create_dataset, data_preparation
+
+
+def test_lightgcn_features_train_only_early_stopped_and_cached(run_config, data_root):
+    run_config.update(stopping_step=1)
+    cfg = BundleConfig("BundleMLLM", "sample", config_dict=run_config)
+    ds = create_dataset(cfg)
+    train, valid, test = data_preparation(cfg, ds)
+    train_ds = train.dataset
+    # no held-out item of any eval bundle is an edge of the graph LightGCN trains on
+    graph = set(zip(train_ds.inter_feat["bundle_id"].tolist(), train_ds.inter_feat["item_id"].tolist()))
+    for eb in (valid.dataset.eval_bundles, test.dataset.eval_bundles):
+        assert not any((b, i) in graph for b, gt in zip(eb.bundles, eb.held_out) for i in gt)
+    assert train_ds.valid_questions is valid.questions
+    feats = lightgcn_item_features(cfg, train_ds, epochs=30, dim=16)
+    assert feats.shape == (ds.item_num, 16) and np.isfinite(feats).all()
+    cached = list((data_root / "sample" / "cache").glob("relational_lightgcn_*.npz"))
+    assert len(cached) == 1
+    assert not list((data_root.parent / "saved").glob("LightGCN-*.pth"))  # temporary checkpoint removed
+    np.testing.assert_array_equal(lightgcn_item_features(cfg, train_ds, epochs=30, dim=16), feats)
+    # item embeddings carry co-occurrence: items of the same train bundle are closer than random pairs
+    e = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    ids, items = train_ds.train_bundles
+    same = np.mean([e[b[0]] @ e[b[1]] for b in items[:300]])
+    rng = np.random.default_rng(0)
+    rand = np.mean([e[i] @ e[j] for i, j in rng.integers(1, ds.item_num, size=(300, 2))])
+    assert same > rand + 0.1
