@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_bundle.data.questions import QuestionSet
+from recbole_bundle.data.questions import QuestionSet, sample_train_questions
 
 PARTIAL = "partial"
 PARTIAL_LEN = "partial_len"
@@ -29,49 +29,47 @@ def questions_to_interaction(qs: QuestionSet, index: np.ndarray, uid_field: str)
     })
 
 
-class ChoiceDataLoader:
-    """Iterates a fixed :class:`QuestionSet` in order (eval) or shuffled (training)."""
+class _QuestionLoader:
+    """What both question loaders share: the dataset they serve and batching a question set."""
 
-    def __init__(self, config, dataset, questions: QuestionSet, batch_size: int, shuffle: bool = False) -> None:
-        self.config, self._dataset, self.questions = config, dataset, questions
-        self.batch_size, self.shuffle = int(batch_size), shuffle
-        self.uid_field = dataset.uid_field
-        self._rng = np.random.default_rng(config["seed"])
+    def __init__(self, dataset, batch_size: int) -> None:
+        self._dataset, self.batch_size, self.uid_field = dataset, int(batch_size), dataset.uid_field
 
     @property
     def dataset(self):
         return self._dataset
 
+    def _batches(self, qs: QuestionSet, order: np.ndarray) -> Iterator[Interaction]:
+        for s in range(0, len(order), self.batch_size):
+            yield questions_to_interaction(qs, order[s : s + self.batch_size], self.uid_field)
+
+
+class ChoiceDataLoader(_QuestionLoader):
+    """Iterates a fixed :class:`QuestionSet` in its fixed order (evaluation)."""
+
+    def __init__(self, config, dataset, questions: QuestionSet, batch_size: int) -> None:
+        super().__init__(dataset, batch_size)
+        self.config, self.questions = config, questions
+
     def __len__(self) -> int:
         return (len(self.questions) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Interaction]:
-        n = len(self.questions)
-        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-        for s in range(0, n, self.batch_size):
-            yield questions_to_interaction(self.questions, order[s : s + self.batch_size], self.uid_field)
+        return self._batches(self.questions, np.arange(len(self.questions)))
 
 
-class TrainQuestionLoader:
+class TrainQuestionLoader(_QuestionLoader):
     """Fresh training questions every epoch from the pure train bundles (the paper's recipe)."""
 
     def __init__(self, config, dataset, sampler) -> None:
-        from recbole_bundle.data.questions import sample_train_questions
-
-        self.config, self._dataset, self.sampler = config, dataset, sampler
-        self._sample = sample_train_questions
-        self.batch_size = int(config["train_batch_size"])
+        super().__init__(dataset, config["train_batch_size"])
+        self.config, self.sampler = config, sampler
         self.k = int(config["n_candidates"])
         self.max_items = int(config["train_max_items"])
         self.bundle_ids, self.bundle_items = dataset.train_bundles
         cap = config["train_questions_per_epoch"]
         self.per_epoch = min(int(cap), len(self.bundle_ids)) if cap else len(self.bundle_ids)
         self._rng = np.random.default_rng(config["seed"])
-        self.uid_field = dataset.uid_field
-
-    @property
-    def dataset(self):
-        return self._dataset
 
     def __len__(self) -> int:
         return (self.per_epoch + self.batch_size - 1) // self.batch_size
@@ -79,7 +77,5 @@ class TrainQuestionLoader:
     def __iter__(self) -> Iterator[Interaction]:
         pick = np.sort(self._rng.choice(len(self.bundle_ids), size=self.per_epoch, replace=False))
         items = [self.bundle_items[j] for j in pick]
-        qs = self._sample(items, self.bundle_ids[pick], self.sampler, self.k, self._rng, self.max_items)
-        order = self._rng.permutation(len(qs))
-        for s in range(0, len(qs), self.batch_size):
-            yield questions_to_interaction(qs, order[s : s + self.batch_size], self.uid_field)
+        qs = sample_train_questions(items, self.bundle_ids[pick], self.sampler, self.k, self._rng, self.max_items)
+        return self._batches(qs, self._rng.permutation(len(qs)))
