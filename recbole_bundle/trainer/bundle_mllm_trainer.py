@@ -115,7 +115,7 @@ class BundleMLLMTrainer(ChoiceTrainer):
         return self.best_valid_score, self.best_valid_result
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int) -> dict:
+    def _checkpoint_state(self, epoch: int) -> dict:
         loader_rng = getattr(self._train_loader, "_rng", None)
         return {
             "config": dict(self.config.final_config_dict),
@@ -132,18 +132,10 @@ class BundleMLLMTrainer(ChoiceTrainer):
                     "loader": loader_rng.bit_generator.state if loader_rng is not None else None},
         }
 
-    def _save_checkpoint(self, epoch, verbose=True, **kwargs) -> None:
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return
-        path = kwargs.pop("saved_model_file", self.saved_model_file)
-        atomic_torch_save(self._state(epoch), path)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {path}")
-
     def _after_epoch(self, epoch_idx: int, valid_score: float) -> None:
         """After each epoch's validation (and best-checkpoint update): write the resume point."""
-        if self.config["single_spec"] or self.config["local_rank"] == 0:
-            atomic_torch_save(self._state(epoch_idx), self.last_file)
+        if self._is_main_process():
+            atomic_torch_save(self._checkpoint_state(epoch_idx), self.last_file)
 
     def _load_best(self) -> None:
         ckpt = torch_load(self.saved_model_file, map_location="cpu")

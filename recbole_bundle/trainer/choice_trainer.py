@@ -29,11 +29,12 @@ class ChoiceTrainer(Trainer):
         self.saved_model_file = os.path.join(self.checkpoint_dir, name)
         self.last_predictions: dict[str, np.ndarray] = {}
 
-    def _save_checkpoint(self, epoch, verbose=True, **kwargs) -> None:
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return
-        path = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
+    def _is_main_process(self) -> bool:
+        return self.config["single_spec"] or self.config["local_rank"] == 0
+
+    def _checkpoint_state(self, epoch: int) -> dict:
+        """What a checkpoint holds (RecBole's layout); subclasses that train less save less."""
+        return {
             "config": self.config,
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -42,7 +43,12 @@ class ChoiceTrainer(Trainer):
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
         }
-        atomic_torch_save(state, path)
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs) -> None:
+        if not self._is_main_process():
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        atomic_torch_save(self._checkpoint_state(epoch), path)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
