@@ -82,3 +82,15 @@ def test_titles_and_features_align_with_item_ids(data_root):
     assert ds.available_features() == ["text", "visual"]
     with pytest.raises(Exception, match="feature 'audio' not found"):
         ds.item_features("audio")
+
+
+def test_role_file_eval_bundle_without_input_is_named(tmp_path):
+    bundles = tiny_bundles(12, 30)
+    roles = {}
+    for n, (b, items) in enumerate(bundles.items()):
+        phase = ["train", "valid", "test"][n % 3]
+        for j, i in enumerate(items):
+            roles[(b, i)] = "train" if phase == "train" else f"{phase}_{'input' if j < 2 and n != 1 else 'gt'}"
+    write_atomic(tmp_path, "noinput", bundles, roles=roles)
+    with pytest.raises(Exception, match=r"eval bundle 'b1' has 0 input and \d+ held-out items"):
+        build(tmp_path, "noinput")

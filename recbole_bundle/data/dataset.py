@@ -162,40 +162,32 @@ class BundleDataset(Dataset):
         return roles
 
     def _eval_bundles(self, roles: np.ndarray, input_code: int) -> EvalBundles:
-        uids = self.inter_feat[self.uid_field].numpy()
-        iids = self.inter_feat[self.iid_field].numpy()
-        mask = (roles == input_code) | (roles == input_code + 1)
-        u, i, r = uids[mask], iids[mask], roles[mask]
-        order = np.lexsort((i, u))
-        u, i, r = u[order], i[order], r[order]
-        bundles, starts = np.unique(u, return_index=True)
-        ends = np.r_[starts[1:], len(u)]
-        inputs, held = [], []
-        for b, s, e in zip(bundles, starts, ends):
-            inp, gt = i[s:e][r[s:e] == input_code], i[s:e][r[s:e] == input_code + 1]
-            if len(inp) == 0 or len(gt) == 0:
-                raise BundleDataError(
-                    f"{self.dataset_name}.inter: eval bundle '{self.id2token(self.uid_field, b)}' has "
-                    f"{len(inp)} input and {len(gt)} held-out items; each eval bundle needs at least one of each"
-                )
-            inputs.append(inp)
-            held.append(gt)
-        return EvalBundles(bundles, inputs, held)
+        """The eval bundles whose input rows have ``input_code`` and held-out rows ``input_code + 1``."""
+        in_bundles, inputs = self._bundle_groups(roles == input_code)
+        gt_bundles, held = self._bundle_groups(roles == input_code + 1)
+        if not np.array_equal(in_bundles, gt_bundles):
+            b = np.setxor1d(in_bundles, gt_bundles)[0]
+            count = lambda ids, groups: len(groups[np.searchsorted(ids, b)]) if b in ids else 0  # noqa: E731
+            raise BundleDataError(
+                f"{self.dataset_name}.inter: eval bundle '{self.id2token(self.uid_field, b)}' has "
+                f"{count(in_bundles, inputs)} input and {count(gt_bundles, held)} held-out items; each eval bundle "
+                f"needs at least one of each"
+            )
+        return EvalBundles(in_bundles, inputs, held)
 
     def _bundle_groups(self, mask: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(bundle ids, their items) of the rows in ``mask``."""
+        """(bundle ids, their items sorted) of the rows in ``mask``, bundles in id order."""
         u = self.inter_feat[self.uid_field].numpy()[mask]
         i = self.inter_feat[self.iid_field].numpy()[mask]
         order = np.lexsort((i, u))
         u, i = u[order], i[order]
         bundles, starts = np.unique(u, return_index=True)
-        return bundles, np.split(i, starts[1:])
+        return bundles, (np.split(i, starts[1:]) if len(u) else [])
 
     def build(self) -> list[Dataset]:
         """Split bundles into [train, valid, test] datasets; valid/test carry ``eval_bundles``."""
         self._change_feat_format()
         roles = self._row_roles()
-        self.row_roles = roles
         train_mask = np.isin(roles, (_TRAIN, _VALID_IN, _TEST_IN))
         datasets = [self.copy(self.inter_feat[torch.from_numpy(train_mask)])]
         datasets[0].train_bundles = self._bundle_groups(roles == _TRAIN)
