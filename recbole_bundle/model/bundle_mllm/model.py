@@ -95,7 +95,6 @@ class BundleMLLM(BundleChoiceModel):
                     init = self.embed.weight[init_ids].float().mean(0)
                 self.separator = nn.Parameter(init.clone())
         self._fused_cache: torch.Tensor | None = None
-        self.stage = self.stages[-1] if self.stages else "s1"
         self.set_stage(self.stages[0] if self.stages else "s1")
         self.other_parameter_name = []
 
