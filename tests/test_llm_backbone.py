@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from recbole_bundle.errors import BundleConfigError
+from recbole_bundle import hub
 from recbole_bundle.model.bundle_mllm import llm
 from recbole_bundle.model.bundle_mllm.llm import (
     SMOLLM2_PRESET,
@@ -237,7 +238,7 @@ def test_hub_name_download_failure(monkeypatch):
         calls.append(local_files_only)
         raise OSError("no network")
 
-    monkeypatch.setattr(llm, "_hub_offline", lambda: False)
+    monkeypatch.setattr(hub, "hub_offline", lambda: False)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
     with pytest.raises(BundleConfigError, match="could not be downloaded.*huggingface-cli download"):
         resolve_backbone("some-org/some-model")

@@ -20,6 +20,7 @@ BLAS summation-order differences between machines cannot change the bytes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import zipfile
@@ -607,6 +608,39 @@ def generate_sample(out_dir: PathLike, dataset: str = "sample", n_items: int = 6
     return out
 
 
+def _rgb(name: str) -> tuple[int, int, int]:
+    """A fixed colour for a colour word (stable across runs and machines)."""
+    digest = hashlib.sha1(name.encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def write_sample_media(out_dir: PathLike, n_items: int = 600, seed: int = 0, size: int = 32) -> Path:
+    """Write ``<out_dir>/images/<item token>.png`` for the sample's items: the item's colour as the
+    background and one band per category index (so images carry colour and category, like product
+    photos). Items whose visual feature is flagged missing get no image. For running the visual
+    feature command offline (``python -m recbole_bundle.features --modality=visual --images=...``)."""
+    from PIL import Image
+
+    items = _make_items(n_items, _rng(seed, 0))
+    _, missing, _ = _features(items, _rng(seed, 2))
+    folder = Path(out_dir) / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    iw = len(str(n_items - 1))
+    for i, it in enumerate(items):
+        if missing[i]:
+            continue
+        img = np.empty((size, size, 3), np.uint8)
+        img[:] = _rgb(it["colour"])
+        bands = CATEGORIES.index(it["category"]) + 1
+        for b in range(bands):
+            row = (2 * b + 1) * size // (2 * bands + 1)
+            img[row : row + max(1, size // 16), size // 4 : 3 * size // 4] = _rgb(it["style"])
+        with atomic_open(folder / f"i{i:0{iw}d}.png", "wb") as f:
+            Image.fromarray(img).save(f, format="PNG")
+    logger.info("wrote %d images to %s", len(items) - int(missing.sum()), folder)
+    return folder
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Command line: ``python -m recbole_bundle.data.sample --out dataset/sample``."""
     parser = argparse.ArgumentParser(
@@ -617,9 +651,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--n-items", type=int, default=600)
     parser.add_argument("--n-bundles", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--media", help="also write item images (<media>/images/<item>.png) for the visual feature command")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
+        if args.media:
+            write_sample_media(args.media, n_items=args.n_items, seed=args.seed)
         return generate_sample(args.out, dataset=args.dataset, n_items=args.n_items,
                                n_bundles=args.n_bundles, seed=args.seed)
     except ValueError as e:

