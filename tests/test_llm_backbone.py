@@ -126,7 +126,7 @@ def test_letter_ids_tiny(tiny):
 
 def test_letter_ids_too_many(tiny):
     _, tok = tiny
-    with pytest.raises(BundleConfigError, match=r"at most 26.*chunked"):
+    with pytest.raises(BundleConfigError, match=r"at most 26.*candidates_per_prompt"):
         letter_token_ids(tok, 27, [])
     with pytest.raises(BundleConfigError):
         letter_token_ids(tok, 0, [])

@@ -55,7 +55,11 @@ class ChoiceDataLoader(_QuestionLoader):
         return (len(self.questions) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Interaction]:
-        return self._batches(self.questions, np.arange(len(self.questions)))
+        return self.batches()
+
+    def batches(self, order: np.ndarray | None = None) -> Iterator[Interaction]:
+        """Batches in question order, or in ``order`` (a permutation; e.g. by prompt length)."""
+        return self._batches(self.questions, np.arange(len(self.questions)) if order is None else order)
 
 
 class TrainQuestionLoader(_QuestionLoader):

@@ -47,3 +47,39 @@ def score_candidates(model: torch.nn.Module, interaction: Interaction) -> torch.
         model.ITEM_ID: cands.reshape(-1),
     }).to(model.device)
     return model.predict(pairs).reshape(b, k).float()
+
+
+def with_candidates(interaction: Interaction, candidates: torch.Tensor) -> Interaction:
+    """The same questions with another candidate set (labels are meaningless afterwards)."""
+    return Interaction({**{key: interaction[key] for key in interaction.columns}, CANDIDATES: candidates})
+
+
+def tournament_scores(interaction: Interaction, chunk: int, score_chunk) -> torch.Tensor:
+    """Score K candidates with a scorer that takes at most ``chunk`` per prompt: a knock-out tournament.
+
+    Round 0 scores the candidates in consecutive groups of ``chunk``; each group's top candidate goes on
+    to the next round, until one group is left. A candidate's score is ``round reached * 1e4 +`` its
+    log-probability in that round's group, so the argmax is the tournament winner and the other
+    candidates are ranked by how far they got, then by their in-group score. (We chose a tournament
+    over calibrating scores across prompts: log-probabilities from different prompts are not on one
+    scale, while a tournament only ever compares candidates shown side by side.)
+    ``score_chunk(sub_interaction) -> [B, c]`` scores an interaction whose ``candidates`` are a subset.
+    """
+    cands = interaction[CANDIDATES]
+    b, k = cands.shape
+    rows = torch.arange(b, device=cands.device)[:, None]
+    alive = torch.arange(k, device=cands.device).expand(b, k)
+    scores = torch.full((b, k), -torch.inf, device=cands.device)
+    level = 0
+    while True:
+        winners = []
+        for start in range(0, alive.shape[1], chunk):
+            idx = alive[:, start : start + chunk]
+            sub = with_candidates(interaction, cands.gather(1, idx))
+            s = score_chunk(sub).float().to(scores.device) if idx.shape[1] > 1 else torch.zeros_like(idx, dtype=torch.float)
+            scores[rows, idx] = level * 1e4 + torch.nan_to_num(s, nan=-1e3)
+            winners.append(idx.gather(1, s.nan_to_num(-torch.inf).argmax(1, keepdim=True)))
+        if alive.shape[1] <= chunk:
+            return scores
+        alive = torch.cat(winners, dim=1)
+        level += 1

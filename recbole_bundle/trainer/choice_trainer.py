@@ -75,8 +75,10 @@ class ChoiceTrainer(Trainer):
             self.model.load_other_parameter(checkpoint.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self.model.eval()
-        batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink")) \
-            if show_progress else eval_data
+        order = self._eval_order(eval_data)
+        batches = eval_data.batches(order) if order is not None else eval_data
+        batches = tqdm(batches, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink")) \
+            if show_progress else batches
         preds, hits, valids = [], [], []
         for batch in batches:
             batch = batch.to(self.device)
@@ -86,11 +88,24 @@ class ChoiceTrainer(Trainer):
             preds.append(pred.cpu())
             hits.append((pred == batch[LABEL]).cpu())
             valids.append(valid.cpu())
+        pred, hit, valid = (torch.cat(x) if x else torch.zeros(0, dtype=t) for x, t in
+                            ((preds, torch.long), (hits, torch.bool), (valids, torch.bool)))
+        if order is not None:  # back to question order
+            inverse = torch.from_numpy(np.argsort(order))
+            pred, hit, valid = pred[inverse], hit[inverse], valid[inverse]
         struct = DataStruct()
-        struct.set(HIT_KEY, torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool))
-        struct.set(VALID_KEY, torch.cat(valids) if valids else torch.zeros(0, dtype=torch.bool))
-        self.last_predictions = {"answer": torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)}
+        struct.set(HIT_KEY, hit)
+        struct.set(VALID_KEY, valid)
+        self.last_predictions = {"answer": pred.numpy()}
         return self.evaluator.evaluate(struct)
+
+    def _eval_order(self, eval_data) -> np.ndarray | None:
+        """Questions sorted by prompt length when the model can tell (LLMs: less padding per batch)."""
+        lengths = getattr(self.model, "prompt_lengths", None)
+        if not (self.config["eval_sort_by_length"] and lengths and hasattr(eval_data, "batches")):
+            return None
+        qs = eval_data.questions
+        return np.argsort(lengths(qs.partial, qs.partial_len, qs.candidates), kind="stable")
 
 
 class TraditionalChoiceTrainer(ChoiceTrainer):

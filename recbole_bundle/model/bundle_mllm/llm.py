@@ -302,8 +302,8 @@ def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Seq
     if k > MAX_LETTERS:
         raise BundleConfigError(
             f"{k} candidates cannot be labelled with single letters: at most {MAX_LETTERS} (A-Z) per "
-            f"question; reduce the number of candidates or use chunked scoring, which splits bigger "
-            f"candidate sets into questions of at most {MAX_LETTERS} options"
+            f"prompt; set candidates_per_prompt <= {MAX_LETTERS}: bigger candidate sets are then scored "
+            f"as a tournament of prompts with at most that many options"
         )
     name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
     special = set(tokenizer.all_special_ids)

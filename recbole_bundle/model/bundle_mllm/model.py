@@ -9,6 +9,7 @@ trains both at once. Scoring: ``letter`` (one forward pass, softmax over the K l
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from torch import nn
 
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError
-from recbole_bundle.model.base import BundleChoiceModel
+from recbole_bundle.model.base import BundleChoiceModel, tournament_scores
 from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
 from recbole_bundle.model.bundle_mllm.llm import apply_lora, letter_token_ids, load_backbone, parse_letter
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT, PromptBuilder
@@ -43,6 +44,7 @@ class BundleMLLM(BundleChoiceModel):
         if bad:
             raise BundleConfigError(f"config key 'stages' has unknown stage(s) {bad}; use a list of {STAGES}")
         self.k = int(config["n_candidates"])
+        self.per_prompt = min(self.k, int(config["candidates_per_prompt"]))
         self.scoring = config["scoring"]
         if self.scoring not in ("letter", "generate"):
             raise BundleConfigError(f"config key 'scoring' must be letter or generate, got {self.scoring!r}")
@@ -73,7 +75,7 @@ class BundleMLLM(BundleChoiceModel):
             hard_separator_text=config["hard_separator_text"], max_title_tokens=int(config["max_title_tokens"]),
             use_chat_template=bool(config["use_chat_template"]),
         )
-        self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.k, self.prompt.answer_prefix_ids))
+        self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.per_prompt, self.prompt.answer_prefix_ids))
 
         self.fused = bool(config["use_fused_token"])
         if self.fused:
@@ -95,6 +97,9 @@ class BundleMLLM(BundleChoiceModel):
                     init = self.embed.weight[init_ids].float().mean(0)
                 self.separator = nn.Parameter(init.clone())
         self._fused_cache: torch.Tensor | None = None
+        self._prefix_cache = None
+        self.use_fused_cache = bool(config["fused_cache"])
+        self.use_prefix_cache = bool(config["prefix_cache"])
         self.set_stage(self.stages[0] if self.stages else "s1")
         self.other_parameter_name = []
 
@@ -132,7 +137,7 @@ class BundleMLLM(BundleChoiceModel):
                 p.requires_grad_(lora_on)
             elif name.startswith(TRAINED_PREFIXES):
                 p.requires_grad_(stage in ("s2", "joint"))
-        self._fused_cache = None
+        self._clear_caches()
 
     @property
     def hybrid(self) -> bool:
@@ -151,7 +156,7 @@ class BundleMLLM(BundleChoiceModel):
                 f"checkpoint does not match this model: missing {sorted(expected - set(state))[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]} (was it written with another config?)"
             )
-        self._fused_cache = None
+        self._clear_caches()
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the LoRA adapter (peft format) and fusion/projector/separator weights to ``directory``."""
@@ -168,7 +173,7 @@ class BundleMLLM(BundleChoiceModel):
     # ------------------------------------------------------------------ forward
     def fused_tokens(self, items: torch.Tensor) -> torch.Tensor:
         """The fused token ``[n, hidden]`` of each item id (all items cached once in eval mode)."""
-        if not self.training:
+        if not self.training and self.use_fused_cache:
             if self._fused_cache is None:
                 all_items = torch.arange(self.n_items, device=items.device)
                 self._fused_cache = torch.cat([self._fuse(c) for c in all_items.split(4096)])
@@ -179,17 +184,28 @@ class BundleMLLM(BundleChoiceModel):
         feats = [getattr(self, f"feat_{n}")[items] for n in range(len(self.modalities))]
         return self.projector(self.fusion(feats, self.feat_missing[items]))
 
-    def train(self, mode: bool = True):
+    def _clear_caches(self) -> None:
+        """Fused tokens and the prefix KV cache depend on trained weights: recompute after any change."""
         self._fused_cache = None
+        self._prefix_cache = None
+
+    def train(self, mode: bool = True):
+        self._clear_caches()
         return super().train(mode)
 
-    def encode(self, interaction: Interaction, hybrid: bool | None = None) -> dict[str, torch.Tensor]:
-        """Left-padded ``inputs_embeds``, ``attention_mask`` and ``position_ids`` of the batch's prompts."""
-        hybrid = self.hybrid if hybrid is None else hybrid
+    def _prompts(self, interaction: Interaction, hybrid: bool) -> list[tuple[list[int], list[int]]]:
         partial = interaction[PARTIAL].cpu().numpy()
         plen = interaction[PARTIAL_LEN].cpu().numpy()
         cands = interaction[CANDIDATES].cpu().numpy()
-        seqs = [self.prompt.build(partial[b, : min(plen[b], self.max_partial)], cands[b], hybrid) for b in range(len(cands))]
+        return [self.prompt.build(partial[b, : min(plen[b], self.max_partial)], cands[b], hybrid) for b in range(len(cands))]
+
+    def prompt_lengths(self, partial: np.ndarray, partial_len: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Prompt token counts of questions (the evaluation batches questions of similar length)."""
+        return np.asarray([self.prompt.length(partial[q, : min(partial_len[q], self.max_partial)], candidates[q], self.hybrid)
+                           for q in range(len(candidates))])
+
+    def _embed(self, seqs: list[tuple[list[int], list[int]]], hybrid: bool, offset: int = 0) -> dict[str, torch.Tensor]:
+        """Left-padded ``inputs_embeds`` / ``attention_mask`` / ``position_ids`` (positions start at ``offset``)."""
         width = max(len(ids) for ids, _ in seqs)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -209,12 +225,35 @@ class BundleMLLM(BundleChoiceModel):
             sep = ids == SEP_SLOT
             if sep.any():
                 emb[sep] = self.separator.to(emb.dtype)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        position_ids = offset + (mask.cumsum(-1) - 1).clamp(min=0)
         return {"inputs_embeds": emb, "attention_mask": mask, "position_ids": position_ids}
 
+    def encode(self, interaction: Interaction, hybrid: bool | None = None) -> dict[str, torch.Tensor]:
+        """Left-padded ``inputs_embeds``, ``attention_mask`` and ``position_ids`` of the batch's prompts."""
+        hybrid = self.hybrid if hybrid is None else hybrid
+        return self._embed(self._prompts(interaction, hybrid), hybrid)
+
+    def _prefix_kv(self):
+        """KV cache of the shared prefix (batch 1), computed once per evaluation."""
+        if self._prefix_cache is None:
+            ids = torch.tensor([self.prompt.shared_prefix_ids], device=self.embed.weight.device)
+            self._prefix_cache = self.llm(input_ids=ids, use_cache=True).past_key_values
+        return self._prefix_cache
+
     def answer_logits(self, interaction: Interaction) -> torch.Tensor:
-        """Next-token logits ``[B, vocab]`` at the answer slot."""
-        out = self.llm(**self.encode(interaction), logits_to_keep=1, use_cache=False)
+        """Next-token logits ``[B, vocab]`` at the answer slot. In evaluation with ``prefix_cache`` the
+        shared instruction prefix is encoded once and its KV cache reused by every batch."""
+        if self.training or not self.use_prefix_cache:
+            out = self.llm(**self.encode(interaction), logits_to_keep=1, use_cache=False)
+            return out.logits[:, -1, :].float()
+        n_prefix = len(self.prompt.shared_prefix_ids)
+        seqs = [(ids[n_prefix:], ref[n_prefix:]) for ids, ref in self._prompts(interaction, self.hybrid)]
+        enc = self._embed(seqs, self.hybrid, offset=n_prefix)
+        past = copy.deepcopy(self._prefix_kv())
+        past.batch_repeat_interleave(len(seqs))
+        ones = torch.ones((len(seqs), n_prefix), dtype=enc["attention_mask"].dtype, device=enc["attention_mask"].device)
+        enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], dim=1)
+        out = self.llm(**enc, past_key_values=past, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
@@ -230,10 +269,17 @@ class BundleMLLM(BundleChoiceModel):
     @torch.no_grad()
     def score_candidates(self, interaction: Interaction) -> torch.Tensor:
         k = interaction[CANDIDATES].shape[1]
-        if k > len(self.letter_ids):
-            raise BundleConfigError(f"questions have {k} candidates but the model was built for n_candidates={len(self.letter_ids)}")
+        if k > self.per_prompt:
+            if self.scoring == "generate":
+                raise BundleConfigError(f"scoring=generate needs every candidate in one prompt: K={k} > "
+                                        f"candidates_per_prompt={self.per_prompt}; use scoring=letter")
+            return tournament_scores(interaction, self.per_prompt, self._letter_scores)
         if self.scoring == "generate":
             return self._generate_scores(interaction, k)
+        return self._letter_scores(interaction)
+
+    def _letter_scores(self, interaction: Interaction) -> torch.Tensor:
+        k = interaction[CANDIDATES].shape[1]
         logits = self.answer_logits(interaction)
         return torch.log_softmax(logits[:, self.letter_ids[:k].to(logits.device)], dim=-1)
 

@@ -85,6 +85,15 @@ class PromptBuilder:
         """Ids right before the answer slot (for reading the letters' token ids in context)."""
         return self._tail_ids + self._suffix
 
+    @property
+    def shared_prefix_ids(self) -> list[int]:
+        """The ids every question starts with (chat prefix + instruction head): encoded once and reused."""
+        return self._prefix + self._head_ids
+
+    def length(self, partial: Sequence[int], candidates: Sequence[int], hybrid: bool) -> int:
+        """Token count of :meth:`build`'s output, without building it (for batching by length)."""
+        return len(self.build(partial, candidates, hybrid)[0])
+
     def item_ids(self, item: int, hybrid: bool) -> tuple[list[int], list[int]]:
         ids = list(self._titles[item])
         if hybrid:
@@ -99,7 +108,7 @@ class PromptBuilder:
 
     def build(self, partial: Sequence[int], candidates: Sequence[int], hybrid: bool) -> tuple[list[int], list[int]]:
         """Token ids (with slots) and item references of one question."""
-        ids = self._prefix + self._head_ids
+        ids = self.shared_prefix_ids
         ref = [0] * len(ids)
         for n, item in enumerate(partial):
             self._append_item(ids, ref, f"{n + 1}. ", int(item), hybrid)
