@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from recbole.utils import ModelType, init_logger, init_seed
 
+from recbole_bundle import distributed
 from recbole_bundle.config import BundleConfig
 from recbole_bundle.utils import create_dataset, data_preparation, get_trainer
 
@@ -28,7 +29,11 @@ def run_recbole_bundle(
     ``test_result`` (e.g. ``{'hitrate@1': 0.41, 'validratio': 1.0, 'hitrate@1(valid)': 0.41}``),
     ``checkpoint`` and the final ``config`` as a plain dict.
     """
+    distributed.setup()  # no-op unless launched by torchrun with several processes
     config = BundleConfig(model, dataset, config_file_list, config_dict, cmd_args)
+    config["device"] = distributed.local_device(config["device"])
+    if not distributed.is_main():
+        config["show_progress"] = False
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

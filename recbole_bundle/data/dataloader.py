@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
+from recbole_bundle import distributed
 from recbole_bundle.data.questions import QuestionSet, sample_train_questions
 
 PARTIAL = "partial"
@@ -76,10 +77,12 @@ class TrainQuestionLoader(_QuestionLoader):
         self._rng = np.random.default_rng(config["seed"])
 
     def __len__(self) -> int:
-        return (self.per_epoch + self.batch_size - 1) // self.batch_size
+        share = -(-self.per_epoch // distributed.world_size())  # this rank's questions (torchrun)
+        return (share + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Interaction]:
         pick = np.sort(self._rng.choice(len(self.bundle_ids), size=self.per_epoch, replace=False))
         items = [self.bundle_items[j] for j in pick]
         qs = sample_train_questions(items, self.bundle_ids[pick], self.sampler, self.k, self._rng, self.max_items)
-        return self._batches(qs, self._rng.permutation(len(qs)))
+        # every rank draws the same questions (same seed) and trains on its shard
+        return self._batches(qs, distributed.shard(self._rng.permutation(len(qs))))

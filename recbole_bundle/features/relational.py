@@ -65,6 +65,7 @@ def _train_lightgcn(lcfg, train_dataset, valid_q=None) -> np.ndarray:
     from recbole.sampler import Sampler
     from recbole.utils import init_seed
 
+    from recbole_bundle import distributed
     from recbole_bundle.compat import torch_load
     from recbole_bundle.data.dataloader import ChoiceDataLoader
     from recbole_bundle.model.lightgcn import LightGCN
@@ -82,7 +83,9 @@ def _train_lightgcn(lcfg, train_dataset, valid_q=None) -> np.ndarray:
     if valid is not None:
         best = torch_load(trainer.saved_model_file)
         model.load_state_dict(best["state_dict"])
-        os.remove(trainer.saved_model_file)
+        distributed.barrier()  # under torchrun every rank trains the same LightGCN; all have read the file
+        if distributed.is_main():
+            os.remove(trainer.saved_model_file)
     return model.item_embeddings().detach().cpu().numpy().astype(np.float32)
 
 

@@ -19,6 +19,7 @@ import torch
 from recbole.utils import set_color
 from tqdm import tqdm
 
+from recbole_bundle import distributed
 from recbole_bundle.compat import torch_load
 from recbole_bundle.io import atomic_torch_save
 from recbole_bundle.trainer.choice_trainer import ChoiceTrainer
@@ -70,6 +71,7 @@ class BundleMLLMTrainer(ChoiceTrainer):
             loss.backward()
             total += loss.item() * self.accum
             if n % self.accum == 0 or n == len(train_data):
+                distributed.average_gradients(self.optimizer.param_groups[0]["params"])
                 if self.clip_grad_norm:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
                 self.optimizer.step()

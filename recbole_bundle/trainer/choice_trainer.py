@@ -12,6 +12,7 @@ from recbole.trainer import Trainer
 from recbole.utils import get_local_time, set_color
 from tqdm import tqdm
 
+from recbole_bundle import distributed
 from recbole_bundle.compat import torch_load
 from recbole_bundle.data.dataloader import LABEL
 from recbole_bundle.io import atomic_torch_save
@@ -26,11 +27,11 @@ class ChoiceTrainer(Trainer):
     def __init__(self, config, model) -> None:
         super().__init__(config, model)
         name = f"{config['model']}-{config['dataset']}-seed{config['seed']}-{get_local_time()}-{os.getpid()}.pth"
-        self.saved_model_file = os.path.join(self.checkpoint_dir, name)
+        self.saved_model_file = distributed.broadcast_object(os.path.join(self.checkpoint_dir, name))
         self.last_predictions: dict[str, np.ndarray] = {}
 
     def _is_main_process(self) -> bool:
-        return self.config["single_spec"] or self.config["local_rank"] == 0
+        return distributed.is_main() and (self.config["single_spec"] or self.config["local_rank"] == 0)
 
     def _checkpoint_state(self, epoch: int) -> dict:
         """What a checkpoint holds (RecBole's layout); subclasses that train less save less."""
@@ -45,12 +46,12 @@ class ChoiceTrainer(Trainer):
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs) -> None:
-        if not self._is_main_process():
-            return
-        path = kwargs.pop("saved_model_file", self.saved_model_file)
-        atomic_torch_save(self._checkpoint_state(epoch), path)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+        if self._is_main_process():
+            path = kwargs.pop("saved_model_file", self.saved_model_file)
+            atomic_torch_save(self._checkpoint_state(epoch), path)
+            if verbose:
+                self.logger.info(set_color("Saving current", "blue") + f": {path}")
+        distributed.barrier()  # every rank reaches this together (same valid scores): the file is there for all
 
     def resume_checkpoint(self, resume_file) -> None:
         checkpoint = torch_load(resume_file, map_location=self.device)
@@ -76,8 +77,12 @@ class ChoiceTrainer(Trainer):
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self.model.eval()
         order = self._eval_order(eval_data)
+        n_questions = len(eval_data.questions) if hasattr(eval_data, "questions") else None
+        if n_questions is not None:
+            order = distributed.shard(np.arange(n_questions) if order is None else order)  # this rank's share
         batches = eval_data.batches(order) if order is not None else eval_data
-        batches = tqdm(batches, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink")) \
+        n_batches = -(-len(order) // eval_data.batch_size) if order is not None else len(eval_data)
+        batches = tqdm(batches, total=n_batches, ncols=100, desc=set_color("Evaluate   ", "pink")) \
             if show_progress else batches
         preds, hits, valids = [], [], []
         for batch in batches:
@@ -90,9 +95,8 @@ class ChoiceTrainer(Trainer):
             valids.append(valid.cpu())
         pred, hit, valid = (torch.cat(x) if x else torch.zeros(0, dtype=t) for x, t in
                             ((preds, torch.long), (hits, torch.bool), (valids, torch.bool)))
-        if order is not None:  # back to question order
-            inverse = torch.from_numpy(np.argsort(order))
-            pred, hit, valid = pred[inverse], hit[inverse], valid[inverse]
+        if order is not None:  # every rank's answers, back in question order
+            pred, hit, valid = distributed.gather_by_index(order, n_questions, pred, hit, valid)
         struct = DataStruct()
         struct.set(HIT_KEY, hit)
         struct.set(VALID_KEY, valid)

@@ -1,0 +1,92 @@
+"""Data-parallel Bundle-MLLM with 2 gloo processes on CPU: the same HitRate@1 as 1 process, gradients
+averaged across ranks, equal step counts per rank, one checkpoint."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from recbole_bundle import distributed
+from recbole_bundle.quick_start import run_recbole_bundle
+
+from test_bundle_mllm import mllm_config, tiny_path  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    distributed.setup()
+    # shard: equal counts per rank, together covering every index
+    idx = distributed.shard(np.arange(7))
+    # gradients: rank r holds r + 1 -> average 1.5 on both
+    p = torch.nn.Parameter(torch.zeros(3))
+    p.grad = torch.full((3,), float(rank + 1))
+    distributed.average_gradients([p])
+    # gather: each rank answers its shard, everyone gets all answers in question order
+    (full,) = distributed.gather_by_index(idx, 7, torch.from_numpy(idx * 10))
+    torch.save({"idx": idx, "grad": p.grad, "full": full, "name": distributed.broadcast_object(f"rank{rank}")}, f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_primitives_with_two_gloo_processes(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt", weights_only=False) for r in (0, 1))
+    assert len(r0["idx"]) == len(r1["idx"]) == 4
+    assert set(r0["idx"]) | set(r1["idx"]) == set(range(7))
+    torch.testing.assert_close(r0["grad"], torch.full((3,), 1.5))
+    torch.testing.assert_close(r1["grad"], r0["grad"])
+    torch.testing.assert_close(r0["full"], torch.arange(7) * 10)
+    torch.testing.assert_close(r1["full"], r0["full"])
+    assert r0["name"] == r1["name"] == "rank0"
+
+
+def _torchrun(args: list[str], cwd: Path) -> str:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
+           str(ROOT / "run_recbole_bundle.py"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _results(stdout: str) -> list[float]:
+    return [float(v) for v in re.findall(r"^hitrate@1: ([0-9.]+)$", stdout, flags=re.M)]
+
+
+def _args(cfg: dict, model: str) -> list[str]:
+    keep = {k: v for k, v in cfg.items() if k not in ("state",)}
+    return [f"--model={model}", "--dataset=sample"] + [f"--{k}={v}" for k, v in keep.items()]
+
+
+def test_two_processes_report_the_same_hitrate_as_one(mllm_config, tmp_path):
+    cfg = {**mllm_config, "valid_max_questions": 0, "eval_batch_size": 5}
+    cfg.pop("valid_max_questions")
+    one = run_recbole_bundle("LLMZeroShot", "sample", config_dict=cfg)["test_result"]["hitrate@1"]
+    two = _results(_torchrun(_args(cfg, "LLMZeroShot"), tmp_path))
+    assert two == [one, one]  # both ranks print the metric on ALL questions
+
+
+def test_two_process_training_runs_and_writes_one_checkpoint(mllm_config, tmp_path):
+    cfg = {**mllm_config, "stages": "['s1']"}
+    out = _torchrun(_args(cfg, "BundleMLLM"), tmp_path)
+    results = _results(out)
+    assert len(results) == 2 and results[0] == results[1]
+    saved = list(Path(mllm_config["checkpoint_dir"]).glob("*.pth"))
+    assert len([p for p in saved if not p.name.endswith(".last.pth")]) == 1, saved
