@@ -127,3 +127,26 @@ def test_generate_mode_refuses_chunking(mllm_config):
     net.eval()
     with pytest.raises(BundleConfigError, match="scoring=generate needs every candidate in one prompt"):
         net.score_candidates(next(iter(test)))
+
+
+def test_quantized_loading_explains_what_is_missing(tiny_path):  # noqa: F811
+    from recbole_bundle.errors import BundleConfigError
+    from recbole_bundle.model.bundle_mllm.llm import load_backbone
+
+    with pytest.raises(BundleConfigError, match="llm_quantization=8bit needs a CUDA GPU.*llm_quantization: ~"):
+        load_backbone(tiny_path, quantization="8bit")
+    with pytest.raises(BundleConfigError, match="must be ~ \\(none\\), 8bit or 4bit"):
+        load_backbone(tiny_path, quantization="3bit")
+    model, _ = load_backbone(tiny_path, quantization=None)
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_mixed_precision_switch(mllm_config):
+    from recbole_bundle.errors import BundleConfigError
+
+    cfg, net, *_ = build(mllm_config, mixed_precision="bf16")
+    trainer = BundleMLLMTrainer(cfg, net)
+    assert not isinstance(trainer._autocast(), torch.autocast)  # CPU: no autocast whatever the switch
+    trainer.config["mixed_precision"] = "fp8"
+    with pytest.raises(BundleConfigError, match="mixed_precision"):
+        trainer._autocast()

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from recbole_bundle import distributed
 from recbole_bundle.compat import torch_load
+from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import atomic_torch_save
 from recbole_bundle.trainer.choice_trainer import ChoiceTrainer
 
@@ -51,11 +52,20 @@ class BundleMLLMTrainer(ChoiceTrainer):
         return opt
 
     def _autocast(self):
+        """Mixed precision on CUDA (``mixed_precision``: auto = the LLM's bf16/fp16 dtype, bf16, fp16, no)."""
         dev = torch.device(self.device)
-        dtype = next(self.model.llm.parameters()).dtype
-        if dev.type == "cuda" and dtype in (torch.bfloat16, torch.float16):
-            return torch.autocast("cuda", dtype=dtype)
-        return contextlib.nullcontext()
+        mode = self.config["mixed_precision"] or "auto"
+        if mode not in ("auto", "bf16", "fp16", "no"):
+            raise BundleConfigError(f"config key 'mixed_precision' must be auto, bf16, fp16 or no, got {mode!r}")
+        if dev.type != "cuda" or mode == "no":
+            return contextlib.nullcontext()
+        if mode == "auto":
+            dtype = next(self.model.llm.parameters()).dtype
+            if dtype not in (torch.bfloat16, torch.float16):
+                return contextlib.nullcontext()
+        else:
+            dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self.model.train()

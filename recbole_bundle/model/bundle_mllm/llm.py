@@ -240,11 +240,13 @@ def load_backbone(
     dtype: str | torch.dtype = "auto",
     device: str | torch.device = "cpu",
     cache_dir: PathLike | None = None,
+    quantization: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Resolve ``name_or_path`` and load ``(model, tokenizer)`` from local files only.
 
     ``dtype`` "auto" is bfloat16 on a CUDA device with bf16 support, else float32. The tokenizer gets
     a pad token (EOS if missing) and left padding; the model is returned in eval mode on ``device``.
+    ``quantization`` "8bit" / "4bit" (NF4) loads the weights through bitsandbytes (CUDA only).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -256,6 +258,7 @@ def load_backbone(
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BundleConfigError(f"llm device {device!r} requested but CUDA is not available; use device 'cpu'")
     torch_dtype = _resolve_dtype(dtype, dev)
+    quant_kwargs = _quantization_kwargs(quantization, dev, torch_dtype)
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -264,12 +267,17 @@ def load_backbone(
     check_tokenizer(tokenizer, str(folder))
     prepare_tokenizer(tokenizer)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch_dtype, **quant_kwargs)
     except Exception as err:
         raise BundleConfigError(
             f"cannot load a causal language model from {str(folder)!r}: {type(err).__name__}: {err}"
         ) from err
-    model.to(dev)
+    if quant_kwargs:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model.to(dev)
     model.eval()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -281,6 +289,29 @@ def load_backbone(
         name_or_path, folder, torch_dtype, dev, time.perf_counter() - start,
     )
     return model, tokenizer
+
+
+def _quantization_kwargs(quantization: str | None, dev: torch.device, compute_dtype: torch.dtype) -> dict:
+    """``from_pretrained`` arguments for 8-bit / 4-bit loading, or a message saying what is missing."""
+    if quantization in (None, "", "none"):
+        return {}
+    if quantization not in ("8bit", "4bit"):
+        raise BundleConfigError(f"llm_quantization must be ~ (none), 8bit or 4bit, got {quantization!r}")
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        raise BundleConfigError(
+            f"llm_quantization={quantization} needs a CUDA GPU (bitsandbytes kernels); this run's device is "
+            f"{dev}. Set llm_quantization: ~ on CPU"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise BundleConfigError(f"llm_quantization={quantization} needs bitsandbytes: `pip install bitsandbytes`")
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    else:
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=compute_dtype)
+    return {"quantization_config": config, "device_map": {"": dev.index or 0}}
 
 
 # ----------------------------------------------------------------------------------- answer letters

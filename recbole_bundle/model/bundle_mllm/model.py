@@ -10,6 +10,7 @@ trains both at once. Scoring: ``letter`` (one forward pass, softmax over the K l
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT, PromptB
 logger = logging.getLogger(__name__)
 
 STAGES = ("s1", "s2", "joint")
+# transformers >= 5.2x renamed the forward argument past_key_values -> cache
+_CACHE_KWARG = "cache" if "cache" in inspect.signature(__import__("transformers").LlamaForCausalLM.forward).parameters else "past_key_values"
 TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
 
 
@@ -54,7 +57,8 @@ class BundleMLLM(BundleChoiceModel):
         if self.answer_loss not in ("lm", "letters"):
             raise BundleConfigError(f"config key 'answer_loss' must be lm or letters, got {self.answer_loss!r}")
 
-        llm, self.tokenizer = load_backbone(config["llm_name_or_path"], config["llm_dtype"], device=config["device"])
+        llm, self.tokenizer = load_backbone(config["llm_name_or_path"], config["llm_dtype"], device=config["device"],
+                                            quantization=config["llm_quantization"])
         if config["gradient_checkpointing"]:
             llm.gradient_checkpointing_enable()
             llm.enable_input_require_grads()
@@ -237,7 +241,8 @@ class BundleMLLM(BundleChoiceModel):
         """KV cache of the shared prefix (batch 1), computed once per evaluation."""
         if self._prefix_cache is None:
             ids = torch.tensor([self.prompt.shared_prefix_ids], device=self.embed.weight.device)
-            self._prefix_cache = self.llm(input_ids=ids, use_cache=True).past_key_values
+            out = self.llm(input_ids=ids, use_cache=True)
+            self._prefix_cache = out.cache if "cache" in out else out.past_key_values
         return self._prefix_cache
 
     def answer_logits(self, interaction: Interaction) -> torch.Tensor:
@@ -253,7 +258,7 @@ class BundleMLLM(BundleChoiceModel):
         past.batch_repeat_interleave(len(seqs))
         ones = torch.ones((len(seqs), n_prefix), dtype=enc["attention_mask"].dtype, device=enc["attention_mask"].device)
         enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], dim=1)
-        out = self.llm(**enc, past_key_values=past, use_cache=True, logits_to_keep=1)
+        out = self.llm(**enc, **{_CACHE_KWARG: past}, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
