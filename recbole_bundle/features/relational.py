@@ -124,3 +124,15 @@ def cf_item_features(config, dataset, epochs: int = 30, dim: int = 64) -> tuple[
         if j is not None:
             out[iid], missing[iid] = emb[j], False
     return out, missing
+
+
+def item_modality(config, dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Feature ``name`` for the models' fusion layers: ``<ds>.feat_<name>.npz`` when it exists; for
+    ``relational`` without a file, LightGCN trained on this run's train graph (cached per split).
+    Returns ``(features [n_items, d], missing [n_items])``; row 0 (padding) is missing."""
+    if name == "relational" and not dataset.feature_path(name).is_file():
+        feats = lightgcn_item_features(config, dataset, epochs=int(config["relational_epochs"] or 100))
+        missing = np.zeros(len(feats), bool)
+        missing[0] = True
+        return feats, missing
+    return dataset.item_features(name)

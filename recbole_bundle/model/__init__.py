@@ -7,10 +7,11 @@ RecBole's with a popularity tie-breaker.
 
 from recbole_bundle.model.base import BundleChoiceModel, score_candidates
 from recbole_bundle.model.bundle_mllm import BundleMLLM
+from recbole_bundle.model.clhe import CLHE
 from recbole_bundle.model.itemknn import ItemKNN
 from recbole_bundle.model.lightgcn import LightGCN
 from recbole_bundle.model.llm_baselines import LLMTextLoRA, LLMZeroShot
 
 __all__ = [
-    "BundleChoiceModel", "BundleMLLM", "ItemKNN", "LLMTextLoRA", "LLMZeroShot", "LightGCN", "score_candidates",
+    "BundleChoiceModel", "BundleMLLM", "CLHE", "ItemKNN", "LLMTextLoRA", "LLMZeroShot", "LightGCN", "score_candidates",
 ]

@@ -16,12 +16,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class ModalityFusion(nn.Module):
-    """Fuse ``M`` modality features of each item into one ``d``-vector."""
+def _mlp(dim: int, d: int) -> nn.Sequential:
+    """CLHE's per-modality encoder: ``Linear(dim, dim)-ReLU-Linear(dim, 256)-ReLU-Linear(256, d)``."""
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 256), nn.ReLU(), nn.Linear(256, d))
 
-    def __init__(self, dims: Sequence[int], d: int = 64, heads: int = 1) -> None:
+
+class ModalityFusion(nn.Module):
+    """Fuse ``M`` modality features of each item into one ``d``-vector.
+
+    ``encoder``: ``linear`` (Bundle-MLLM: one Linear per modality) or ``mlp`` (CLHE's 3-layer encoder).
+    """
+
+    def __init__(self, dims: Sequence[int], d: int = 64, heads: int = 1, encoder: str = "linear") -> None:
         super().__init__()
-        self.proj = nn.ModuleList(nn.Linear(int(dm), d) for dm in dims)
+        make = {"linear": lambda dm: nn.Linear(dm, d), "mlp": lambda dm: _mlp(dm, d)}[encoder]
+        self.proj = nn.ModuleList(make(int(dm)) for dm in dims)
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.d = d
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError
+from recbole_bundle.features.relational import item_modality
 from recbole_bundle.model.base import BundleChoiceModel, tournament_scores
 from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
 from recbole_bundle.model.bundle_mllm.llm import apply_lora, letter_token_ids, load_backbone, parse_letter
@@ -86,7 +87,7 @@ class BundleMLLM(BundleChoiceModel):
             names = list(config["modalities"] or [])
             if not names:
                 raise BundleConfigError("use_fused_token: True needs at least one entry in 'modalities'")
-            feats, missing = zip(*(self._modality(config, dataset, n) for n in names))
+            feats, missing = zip(*(item_modality(config, dataset, n) for n in names))
             self.modalities = names
             for n, f in enumerate(feats):
                 self.register_buffer(f"feat_{n}", torch.from_numpy(f), persistent=False)
@@ -115,17 +116,6 @@ class BundleMLLM(BundleChoiceModel):
         titles = dataset.item_titles() if "title" in dataset.field2type else [""] * len(tokens)
         name = config["item_name"]
         return [t if t else f"{name} {tokens[i]}" for i, t in enumerate(titles)]
-
-    @staticmethod
-    def _modality(config, dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-        if name == "relational" and not dataset.feature_path(name).is_file():
-            from recbole_bundle.features.relational import lightgcn_item_features
-
-            feats = lightgcn_item_features(config, dataset, epochs=int(config["relational_epochs"]))
-            missing = np.zeros(len(feats), bool)
-            missing[0] = True
-            return feats, missing
-        return dataset.item_features(name)
 
     # ------------------------------------------------------------------ stages
     def set_stage(self, stage: str) -> None:
