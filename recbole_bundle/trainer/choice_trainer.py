@@ -29,6 +29,13 @@ class ChoiceTrainer(Trainer):
         name = f"{config['model']}-{config['dataset']}-seed{config['seed']}-{get_local_time()}-{os.getpid()}.pth"
         self.saved_model_file = distributed.broadcast_object(os.path.join(self.checkpoint_dir, name))
         self.last_predictions: dict[str, np.ndarray] = {}
+        self.curve: list[dict] = []  # valid score after every epoch: {"stage", "epoch", "score"}
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        score, result = super()._valid_epoch(valid_data, show_progress)
+        stage = getattr(self.model, "stage", "train")
+        self.curve.append({"stage": stage, "epoch": len([c for c in self.curve if c["stage"] == stage]), "score": float(score)})
+        return score, result
 
     def _is_main_process(self) -> bool:
         return distributed.is_main() and (self.config["single_spec"] or self.config["local_rank"] == 0)

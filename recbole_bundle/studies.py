@@ -1,0 +1,175 @@
+"""Ablation and analysis runners: one command each, each writing md/csv/tex tables (and PNGs).
+
+    python -m recbole_bundle.studies --study=separator  --dataset=sample     # soft / hard / none
+    python -m recbole_bundle.studies --study=stages     --dataset=sample     # S1->S2 / joint / S1 only / S2 only
+    python -m recbole_bundle.studies --study=modalities --dataset=sample     # drop each modality in turn
+    python -m recbole_bundle.studies --study=negatives  --dataset=sample --models=ItemKNN,LightGCN,CLHE,BundleMLLM
+    python -m recbole_bundle.studies --study=k          --dataset=sample --models=... --ks=2,5,10,20,50
+    python -m recbole_bundle.studies --study=ranking    --dataset=sample --retriever=LightGCN --reranker=BundleMLLM --top_n=20
+
+Every run goes through :func:`run_recbole_bundle` (same split, seed and questions for all variants);
+other ``--key=value`` arguments are config keys applied to every variant (e.g. a CPU budget:
+``--train_questions_per_epoch=64 --test_max_questions=100``). Output: ``<out_dir>/<dataset>/<study>.*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from recbole_bundle.errors import BundleConfigError, BundleError
+from recbole_bundle.quick_start import run_recbole_bundle, run_variants
+
+STUDIES = ("separator", "stages", "modalities", "negatives", "k", "ranking")
+STAGE_VARIANTS = {"S1->S2": ["s1", "s2"], "joint": ["joint"], "S1 only": ["s1"], "S2 only": ["s2"]}
+
+
+def variants_for(study: str, dataset: str, models: Sequence[str], ks: Sequence[int], cmd_args: Sequence[str] = (),
+                 config_dict: dict | None = None) -> list[tuple[str, str, dict]]:
+    """The ``(label, model, overrides)`` list a study runs."""
+    if study == "separator":
+        return [(f"BundleMLLM separator={v}", "BundleMLLM", {"separator": v}) for v in ("soft", "hard", "none")]
+    if study == "stages":
+        return [(f"BundleMLLM {name}", "BundleMLLM", {"stages": stages}) for name, stages in STAGE_VARIANTS.items()]
+    if study == "modalities":
+        from recbole_bundle.config import BundleConfig
+
+        names = list(BundleConfig("BundleMLLM", dataset, config_dict=config_dict, cmd_args=cmd_args)["modalities"] or [])
+        if not names:
+            raise BundleConfigError(f"the modalities study needs 'modalities' for {dataset} (dataset yaml or --modalities)")
+        out = [(f"BundleMLLM all ({'+'.join(names)})", "BundleMLLM", {})]
+        for drop in names:
+            rest = [n for n in names if n != drop]
+            extra = {"modalities": rest} if rest else {"use_fused_token": False, "stages": ["s1"]}
+            out.append((f"BundleMLLM without {drop}" + ("" if rest else " (text only)"), "BundleMLLM", extra))
+        return out
+    if study == "negatives":
+        return [(f"{m} ({s})", m, {"neg_strategy": s}) for m in models for s in ("uniform", "popularity", "hard")]
+    if study == "k":
+        return [(f"{m} K={k}", m, {"n_candidates": int(k)}) for m in models for k in ks]
+    raise BundleConfigError(f"unknown study {study!r}; use one of {STUDIES}")
+
+
+def k_study(dataset: str, models: Sequence[str], ks: Sequence[int], seeds: Sequence[int], out: Path,
+            config_dict: dict | None, cmd_args: Sequence[str]) -> dict[str, Any]:
+    """HitRate@1 for every model at every K: the long table, a model x K table and a PNG plot."""
+    from recbole_bundle.plots import plot_metric_vs_k
+    from recbole_bundle.tables import write_tables
+
+    result = run_variants(variants_for("k", dataset, models, ks), dataset, seeds, config_dict=config_dict,
+                          cmd_args=cmd_args, out_dir=out, name="k_runs")
+    by_model: dict[str, dict[int, list[float]]] = {}
+    for rec in result["records"]:
+        model, k = rec["model"].rsplit(" K=", 1)
+        by_model.setdefault(model, {}).setdefault(int(k), []).append(rec["metrics"]["hitrate@1"])
+    pivot = [{"model": m, "seed": 0, "metrics": {f"K={k}": float(np.mean(v)) for k, v in sorted(ks_.items())}}
+             for m, ks_ in by_model.items()]
+    tables = write_tables(pivot, out, name="k", metrics=[f"K={k}" for k in ks])
+    means = {m: {k: float(np.mean(v)) for k, v in ks_.items()} for m, ks_ in by_model.items()}
+    png = plot_metric_vs_k(means, out / "k.png", title=f"HitRate@1 vs K on {dataset}")
+    return {**result, "tables": tables, "plot": png}
+
+
+def _ranking_metrics(ranked: np.ndarray, truth: list[set], ks: Sequence[int]) -> dict[str, float]:
+    """Recall@K / NDCG@K with RecBole's metric classes (``rec.topk`` = hits of the top-K + #positives)."""
+    from recbole.evaluator.collector import DataStruct
+    from recbole.evaluator.metrics import NDCG, Recall
+
+    hits = torch.tensor([[int(i) in t for i in row] for row, t in zip(ranked, truth)])
+    struct = DataStruct()
+    struct.set("rec.topk", torch.cat([hits[:, : max(ks)].int(), torch.tensor([[len(t)] for t in truth])], dim=1))
+    cfg = {"topk": list(ks), "metric_decimal_place": 4}
+    return {**Recall(cfg).calculate_metric(struct), **NDCG(cfg).calculate_metric(struct)}
+
+
+def full_scores(net, interaction) -> torch.Tensor:
+    """``[B, n_items]`` catalogue scores: the model's ``full_sort_scores`` (CLHE) or RecBole's ``full_sort_predict``."""
+    if hasattr(net, "full_sort_scores"):
+        return net.full_sort_scores(interaction)
+    from recbole.data.interaction import Interaction
+
+    users = Interaction({net.USER_ID: interaction[net.USER_ID]}).to(net.device)
+    return net.full_sort_predict(users).reshape(len(interaction[net.USER_ID]), -1)
+
+
+def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: Sequence[int], seed: int, out: Path,
+                  config_dict: dict | None, cmd_args: Sequence[str]) -> dict[str, Any]:
+    """The retriever ranks the whole catalogue for each test bundle; the reranker re-orders its top-N by
+    letter scoring in chunks (tournament). Recall@K / NDCG@K of both against the held-out items."""
+    from recbole_bundle.data.dataloader import PARTIAL, questions_to_interaction
+    from recbole_bundle.model.base import with_candidates
+    from recbole_bundle.tables import write_tables
+
+    if max(ks) > top_n:
+        raise BundleConfigError(f"--ks {list(ks)} go beyond --top_n={top_n}: the reranker only sees the top {top_n}")
+    cfg = {**(config_dict or {}), "seed": seed}
+    ret = run_recbole_bundle(retriever, dataset, config_dict=cfg, cmd_args=cmd_args)
+    rer = run_recbole_bundle(reranker, dataset, config_dict=cfg, cmd_args=cmd_args)
+    qs = ret["test_data"].questions
+    first = {}
+    truth: dict[int, set] = {}
+    for q, b in enumerate(qs.bundle):  # one question per held-out item: group them by bundle
+        first.setdefault(int(b), q)
+        truth.setdefault(int(b), set()).add(int(qs.positive[q]))
+    rows = np.asarray(list(first.values()))
+    ret_net, rer_net = ret["net"].eval(), rer["net"].eval()
+    uid = ret_net.USER_ID
+    retrieved, reranked = [], []
+    with torch.no_grad():
+        for s in range(0, len(rows), 64):
+            batch = questions_to_interaction(qs, rows[s : s + 64], uid).to(ret_net.device)
+            scores = full_scores(ret_net, batch).float().clone()
+            scores[:, 0] = -torch.inf
+            scores.scatter_(1, batch[PARTIAL], -torch.inf)  # the partial bundle's own items are not answers
+            top = scores.topk(top_n, dim=1).indices
+            retrieved.append(top.cpu())
+            order = rer_net.score_candidates(with_candidates(batch.to(rer_net.device), top.to(rer_net.device))).argsort(-1, descending=True)
+            reranked.append(top.gather(1, order.to(top.device)).cpu())
+    truths = [truth[int(b)] for b in qs.bundle[rows]]
+    records = [
+        {"model": f"{retriever} (retriever, top {top_n})", "seed": seed, "metrics": _ranking_metrics(torch.cat(retrieved).numpy(), truths, ks)},
+        {"model": f"{retriever} -> {reranker} rerank", "seed": seed, "metrics": _ranking_metrics(torch.cat(reranked).numpy(), truths, ks)},
+    ]
+    tables = write_tables(records, out, name="ranking")
+    return {"records": records, "tables": tables, "n_bundles": len(rows)}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="python -m recbole_bundle.studies", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", required=True, choices=STUDIES)
+    p.add_argument("--dataset", default="sample")
+    p.add_argument("--models", default="ItemKNN,LightGCN,CLHE,BundleMLLM", help="negatives / k: comma-separated models")
+    p.add_argument("--ks", default="2,5,10,20,50", help="k: candidate counts; ranking: cut-offs (default 5,10,20)")
+    p.add_argument("--seeds", default="2020")
+    p.add_argument("--retriever", default="LightGCN")
+    p.add_argument("--reranker", default="BundleMLLM")
+    p.add_argument("--top_n", type=int, default=20)
+    p.add_argument("--out_dir", default="results/studies")
+    args, rest = p.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    out = Path(args.out_dir) / args.dataset
+    models = [m for m in args.models.split(",") if m]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.study == "ranking":
+        ks = [int(k) for k in (args.ks if args.ks != p.get_default("ks") else "5,10,20").split(",")]
+        return ranking_study(args.dataset, args.retriever, args.reranker, args.top_n, ks, seeds[0], out, None, rest)
+    ks = [int(k) for k in args.ks.split(",")]
+    if args.study == "k":
+        return k_study(args.dataset, models, ks, seeds, out, None, rest)
+    return run_variants(variants_for(args.study, args.dataset, models, ks, rest), args.dataset, seeds, cmd_args=rest,
+                        out_dir=out, name=args.study)
+
+
+if __name__ == "__main__":
+    try:
+        result = main()
+        sys.stdout.write(Path(result["tables"]["md"]).read_text())
+    except BundleError as err:
+        sys.exit(f"error: {err}")
