@@ -18,6 +18,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,18 +48,44 @@ def score_all(net, loader):
         return torch.cat([net.score_candidates(b) for b in loader])
 
 
-def peak_reset(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak, or on CPU the process RSS sampled every 2 ms
+    by a thread (peak above the RSS at entry)."""
 
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak_mb, self.growth_mb = device, 0.0, 0.0
 
-def peak_mb(device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+    @staticmethod
+    def _rss_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated() / 2**20
+        else:
+            self.base = self._rss_mb()
+            self.peak_mb, self._stop = self.base, threading.Event()
+
+            def sample():
+                while not self._stop.is_set():
+                    self.peak_mb = max(self.peak_mb, self._rss_mb())
+                    time.sleep(0.002)
+
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
+        self.growth_mb = self.peak_mb - self.base
 
 
 def main() -> None:
@@ -144,8 +171,8 @@ def main() -> None:
 
     t_steps, _ = timed(train_steps)
     per_batch_build, per_step = t_build / len(batches), t_steps / len(steps)
-    rows.append((f"(e) build questions+batch vs one S1 step ({len(batches)} batches)", per_step, per_batch_build,
-                 f"share {per_batch_build / per_step:.2%} (target < 5%)"))
+    rows.append((f"(e) one S1 step vs building its questions+batch ({len(batches)} batches)", per_step, per_batch_build,
+                 f"building = {per_batch_build / per_step:.2%} of a step (target < 5%)"))
 
     # (f) peak memory of S1 and S2 steps, optimizer state per stage
     mem = {}
@@ -153,18 +180,19 @@ def main() -> None:
         net.set_stage(stage)
         trainer.optimizer = trainer._build_optimizer()
         net.train()
-        peak_reset(device)
-        base = peak_mb(device)
-        for b in steps[:2]:
-            net.calculate_loss(b.to(device)).backward()
-            trainer.optimizer.step()
-            trainer.optimizer.zero_grad(set_to_none=True)
+        with PeakMemory(device) as peak:
+            for b in steps[:2]:
+                net.calculate_loss(b.to(device)).backward()
+                trainer.optimizer.step()
+                trainer.optimizer.zero_grad(set_to_none=True)
         state = sum(t.numel() * t.element_size() for st in trainer.optimizer.state.values() for t in st.values() if torch.is_tensor(t))
         trained = sum(p.numel() for p in net.parameters() if p.requires_grad)
-        mem[stage] = (peak_mb(device), peak_mb(device) - base, trained, state / 2**20)
+        mem[stage] = (peak.peak_mb, peak.growth_mb, trained, state / 2**20)
     for stage, (peak, growth, trained, state) in mem.items():
-        rows.append((f"(f) {stage} step: peak {peak:.0f} MB (+{growth:.0f} MB during the step)", None, None,
+        rows.append((f"(f) {stage} step: peak {peak:.0f} MB, +{growth:.0f} MB above the model", None, None,
                      f"{trained} trainable params, optimizer state {state:.2f} MB"))
+    rows.append(("(f) S2 / S1 extra memory during a step", mem["s1"][1], max(mem["s2"][1], 1e-9),
+                 "ratio = S1 growth / S2 growth"))
 
     print(f"\n{args.dataset}, {args.questions} questions, batch {args.batch_size}, {args.llm}, device {device}, "
           f"torch threads {torch.get_num_threads()}\n")
