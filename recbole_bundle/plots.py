@@ -49,6 +49,7 @@ def plot_metric_vs_k(rows: Mapping[str, Mapping[int, float]], path: Path, metric
     if chance:
         ax.plot(ks, [1 / k for k in ks], linestyle="--", color="grey", label="random (1/K)")
     ax.set_xscale("log")
+    ax.minorticks_off()  # log-scale minor labels (3x10^0 ...) would overprint the K ticks
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("K (candidates per question)")
     ax.set_ylabel(metric)
