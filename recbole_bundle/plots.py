@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from recbole_bundle.io import atomic_open  # noqa: E402
 
@@ -30,6 +31,7 @@ def plot_curve(curve: Sequence[Mapping], path: Path, title: str = "", metric: st
         xs = list(range(x + 1, x + 1 + len(points)))
         ax.plot(xs, points, marker="o", label=stage)
         x += len(points)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (stages in order)")
     ax.set_ylabel(f"valid {metric}")
     ax.set_title(title, fontsize=9)
