@@ -71,23 +71,14 @@ def run_recbole_bundle(
     }
 
 
-def compare(
-    models: Sequence[str],
-    dataset: str,
-    seeds: Sequence[int] = (2020,),
-    config_file_list: Sequence[str] | None = None,
-    config_dict: dict | None = None,
-    cmd_args: Sequence[str] | None = None,
-    out_dir: str | Path = "results",
-    proposed: Sequence[str] = (),
-) -> dict[str, Any]:
+def compare(models: Sequence[str], dataset: str, seeds: Sequence[int] = (2020,), *args: Any, **options: Any) -> dict[str, Any]:
     """Run every model on ``dataset`` for every seed; write md/csv/tex tables and a run log.
 
-    Returns ``{"records": [...], "tables": {"md": Path, "csv": Path, "tex": Path}, "log": Path}``.
+    Further arguments are :func:`run_variants`' (``config_file_list``, ``config_dict``, ``cmd_args``,
+    ``out_dir``, ``proposed``, ...). Returns ``{"records": [...], "tables": {"md": Path, ...}, "log": Path}``.
     """
-    variants = [(m, m, {}) for m in models]
-    return run_variants(variants, dataset, seeds, config_file_list, config_dict, cmd_args, out_dir,
-                        name=f"{dataset}_comparison", proposed=proposed)
+    options.setdefault("name", f"{dataset}_comparison")
+    return run_variants([(m, m, {}) for m in models], dataset, seeds, *args, **options)
 
 
 def run_variants(
