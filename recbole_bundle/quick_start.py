@@ -27,7 +27,9 @@ def run_recbole_bundle(
 
     Returns a dict with ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``best_valid_result``,
     ``test_result`` (e.g. ``{'hitrate@1': 0.41, 'validratio': 1.0, 'hitrate@1(valid)': 0.41}``),
-    ``checkpoint`` and the final ``config`` as a plain dict.
+    ``checkpoint``, the final ``config`` as a plain dict, the validation ``curve`` (one entry per
+    epoch and stage), and in memory the trained model ``net`` and the ``test_data`` loader (for
+    rerankers and studies).
     """
     distributed.setup()  # no-op unless launched by torchrun with several processes
     config = BundleConfig(model, dataset, config_file_list, config_dict, cmd_args)
