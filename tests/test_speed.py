@@ -120,6 +120,15 @@ def test_tournament_with_uneven_groups_and_real_model(mllm_config):
     torch.testing.assert_close(finalists.gather(1, final.argmax(-1, keepdim=True)).squeeze(1), scores.argmax(-1))
 
 
+def test_evaluation_beyond_one_prompt_through_the_trainer(mllm_config):
+    """K=30 > 26 letters: length sorting and the tournament work inside the trainer's evaluation."""
+    cfg, net, _, _, test = build(mllm_config, n_candidates=30, test_max_questions=6)
+    trainer = BundleMLLMTrainer(cfg, net)
+    result = trainer.evaluate(test, load_best_model=False)
+    assert 0 <= result["hitrate@1"] <= 1 and len(trainer.last_predictions["answer"]) == 6
+    assert trainer.last_predictions["answer"].max() < 30
+
+
 def test_generate_mode_refuses_chunking(mllm_config):
     from recbole_bundle.errors import BundleConfigError
 

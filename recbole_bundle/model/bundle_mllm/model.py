@@ -195,7 +195,8 @@ class BundleMLLM(BundleChoiceModel):
 
     def prompt_lengths(self, partial: np.ndarray, partial_len: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Prompt token counts of questions (the evaluation batches questions of similar length)."""
-        return np.asarray([self.prompt.length(partial[q, : min(partial_len[q], self.max_partial)], candidates[q], self.hybrid)
+        # K beyond one prompt: the length of its first tournament prompt stands for the question
+        return np.asarray([self.prompt.length(partial[q, : min(partial_len[q], self.max_partial)], candidates[q, : self.per_prompt], self.hybrid)
                            for q in range(len(candidates))])
 
     def _embed(self, seqs: list[tuple[list[int], list[int]]], hybrid: bool, offset: int = 0) -> dict[str, torch.Tensor]:
