@@ -10,6 +10,7 @@ Any other ``--key=value`` overrides that config key.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 
 from recbole_bundle.errors import BundleError
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proposed", default="", help="comma-separated models whose gain over the best baseline is reported")
     args, rest = parser.parse_known_args(argv)
 
-    from recbole_bundle.quick_start import compare, run_recbole_bundle
+    from recbole_bundle import distributed
+    from recbole_bundle.quick_start import _save_curve, compare, run_recbole_bundle
 
     files = args.config_files.replace(",", " ").split() if args.config_files else None
     models = [m for m in args.model.split(",") if m]
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(out["tables"]["md"].read_text())
         else:
             result = run_recbole_bundle(models[0], args.dataset, files, cmd_args=rest)
+            if len(result["curve"]) > 1 and distributed.is_main():  # validation curve beside the results
+                _save_curve(result["curve"], Path(args.out_dir) / "curves" / f"{args.dataset}_{models[0]}_seed{result['seed']}.png",
+                            f"{models[0]} on {args.dataset} (seed {result['seed']})", result["config"]["valid_metric"])
             for key, value in result["test_result"].items():
                 sys.stdout.write(f"{key}: {value}\n")
     except BundleError as e:

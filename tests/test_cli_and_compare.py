@@ -34,3 +34,17 @@ def test_compare_writes_tables_and_log(tmp_path, run_config):
     assert "\\textbf" in out["tables"]["tex"].read_text()
     log = [json.loads(line) for line in out["log"].read_text().splitlines()]
     assert len(log) == 4 and log[0]["config"]["seed"] == 1 and log[0]["config"]["n_candidates"] == 10
+
+
+def test_cli_single_run_saves_its_validation_curve(tmp_path, data_root):
+    from PIL import Image
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_recbole_bundle.py"), "--model=LightGCN", "--dataset=sample", "--epochs=3",
+         f"--data_path={data_root}", "--show_progress=False", "--state=WARNING", f"--out_dir={tmp_path / 'res'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (png,) = (tmp_path / "res" / "curves").glob("sample_LightGCN_seed*.png")
+    with Image.open(png) as im:
+        assert im.format == "PNG" and len(set(im.convert("L").getdata())) > 10
