@@ -293,3 +293,15 @@ def test_sample_features_regenerate(tmp_path, tiny_models):
             np.testing.assert_array_equal(missing[1:], shipped_missing[1:])
         else:
             assert not missing[1:].any()
+
+
+def test_a_batch_without_any_media_does_not_break_the_file(toy, tiny_models, tmp_path):
+    """batch size 1: the chunks of items without an image hold no vector at all; the merged file still
+    has one dim for every row."""
+    folder = _images(tmp_path / "images", np.random.default_rng(0))
+    features_main(["--dataset=toy", "--modality=visual", f"--images={folder}", f"--encoder={tiny_models['blip2']}",
+                   "--batch-size=1", "--no-progress", f"--data_path={toy}"])
+    arrays, meta = _load(toy, "visual")
+    assert arrays["features"].shape == (N_ITEMS, 32) and meta["dim"] == 32
+    tokens = list(arrays["tokens"])
+    assert not arrays["features"][tokens.index("i3")].any() and arrays["missing"][tokens.index("i3")]

@@ -57,27 +57,12 @@ def extract_encoder_features(
                 reasons.append("")
             except MediaError as err:
                 reasons.append(str(err) or "missing")
-        feats = encoder.encode([x for x in loaded]) if loaded else np.zeros((0, 0), np.float32)
-        rows, k = [], 0
-        for r in reasons:
-            if r:
-                rows.append(np.zeros(0, np.float32))
-            else:
-                rows.append(feats[k])
-                k += 1
         missing = np.asarray([bool(r) for r in reasons])
-        store.add(chunk, _stack_ragged(rows), missing, reasons)
+        feats = encoder.encode(loaded) if loaded else np.zeros((0, 0), np.float32)
+        batch = np.zeros((len(chunk), feats.shape[1]), np.float32)  # missing items: zero rows
+        batch[~missing] = feats
+        store.add(chunk, batch, missing, reasons)
     return store.finish()
-
-
-def _stack_ragged(rows: list[np.ndarray]) -> np.ndarray:
-    """Rows of a batch where missing items have no vector yet: zero-filled to the batch's width."""
-    dim = max((r.size for r in rows), default=0)
-    out = np.zeros((len(rows), dim), np.float32)
-    for n, r in enumerate(rows):
-        if r.size:
-            out[n] = r
-    return out
 
 
 def export_graph_features(config, dataset, modality: str, epochs: int, dim: int = 64, restart: bool = False,
@@ -98,6 +83,7 @@ def export_graph_features(config, dataset, modality: str, epochs: int, dim: int 
         feats, missing = cf_item_features(config, dataset, epochs=epochs, dim=dim)
         describe = {"graph": "user-item interactions (<ds>.useritem)"}
     identity = {"modality": modality, "backend": "recbole", "encoder": "LightGCN", "epochs": int(epochs), **describe}
-    store = FeatureStore(dataset.feature_path(name or modality), item_tokens(dataset), identity, restart)
-    store.add(item_tokens(dataset), feats[1:], missing[1:], ["no interactions" if m else "" for m in missing[1:]])
+    tokens = item_tokens(dataset)
+    store = FeatureStore(dataset.feature_path(name or modality), tokens, identity, restart)
+    store.add(tokens, feats[1:], missing[1:], ["no interactions" if m else "" for m in missing[1:]])
     return store.finish()

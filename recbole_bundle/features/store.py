@@ -67,24 +67,26 @@ class FeatureStore:
     def finish(self, extra_meta: dict | None = None) -> Path:
         """Merge the chunks in item order into the final files; returns the ``.npz`` path."""
         rows: dict[str, tuple[np.ndarray, bool, str]] = {}
-        dim = None
         for c in self._chunks:
             with np.load(c, allow_pickle=False) as z:
                 for t, f, m, r in zip(z["tokens"].astype(str), z["features"], z["missing"], z["reasons"].astype(str)):
                     rows[t] = (f, bool(m), r)
-                    dim = f.shape[0]
         absent = [t for t in self.tokens if t not in rows]
         if absent:
             raise BundleConfigError(f"{self.partial}: {len(absent)} items not extracted yet (e.g. {absent[:3]}); rerun the command")
-        feats = np.stack([rows[t][0] for t in self.tokens]).astype(np.float32)
+        # a chunk whose items all lacked media holds 0-wide rows: every missing row becomes zeros of the full width
+        dim = max(rows[t][0].shape[0] for t in self.tokens)
         missing = np.asarray([rows[t][1] for t in self.tokens])
-        feats[missing] = 0.0
+        feats = np.zeros((len(self.tokens), dim), np.float32)
+        present = np.flatnonzero(~missing)
+        if len(present):
+            feats[present] = np.stack([rows[self.tokens[i]][0] for i in present])
         reasons = {t: rows[t][2] for t in self.tokens if rows[t][1]}
         atomic_save_npz(self.path, tokens=np.asarray(self.tokens, dtype=np.str_), features=feats, missing=missing)
-        meta = {**self.identity, "dim": int(dim or 0), "n_items": len(self.tokens), "n_missing": int(missing.sum()),
+        meta = {**self.identity, "dim": int(dim), "n_items": len(self.tokens), "n_missing": int(missing.sum()),
                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "missing_items": reasons, **(extra_meta or {})}
         atomic_write_text(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         shutil.rmtree(self.partial, ignore_errors=True)
-        logger.info("wrote %s: %d items x %d dims, %d without media", self.path, len(self.tokens), dim or 0, missing.sum())
+        logger.info("wrote %s: %d items x %d dims, %d without media", self.path, len(self.tokens), dim, missing.sum())
         return self.path
