@@ -96,15 +96,11 @@ def average_gradients(params) -> None:
 
 def gather_by_index(index: np.ndarray, n: int, *values: torch.Tensor) -> list[torch.Tensor]:
     """Every rank's per-question ``values`` (rows of ``index`` among ``n`` questions), in question order."""
-    if not active():
-        out = []
-        for v in values:
-            full = torch.empty((n, *v.shape[1:]), dtype=v.dtype)
-            full[torch.from_numpy(index)] = v.cpu()
-            out.append(full)
-        return out
-    parts = [None] * world_size()
-    dist.all_gather_object(parts, (index, [v.cpu() for v in values]))
+    mine = (index, [v.cpu() for v in values])
+    parts = [mine]
+    if active():
+        parts = [None] * world_size()
+        dist.all_gather_object(parts, mine)
     out = []
     for j, v in enumerate(values):
         full = torch.empty((n, *v.shape[1:]), dtype=v.dtype)

@@ -74,7 +74,7 @@ def test_length_sorted_evaluation_same_answers(mllm_config):
     sorted_result = trainer.evaluate(test, load_best_model=False)
     sorted_answers = trainer.last_predictions["answer"].copy()
     trainer.config["eval_sort_by_length"] = False
-    assert trainer._eval_order(test) is None
+    np.testing.assert_array_equal(trainer._eval_order(test), np.arange(len(qs)))
     plain_result = trainer.evaluate(test, load_best_model=False)
     np.testing.assert_array_equal(trainer.last_predictions["answer"], sorted_answers)
     assert plain_result == sorted_result

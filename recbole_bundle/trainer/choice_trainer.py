@@ -84,11 +84,11 @@ class ChoiceTrainer(Trainer):
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self.model.eval()
         order = self._eval_order(eval_data)
-        n_questions = len(eval_data.questions) if hasattr(eval_data, "questions") else None
-        if n_questions is not None:
-            order = distributed.shard(np.arange(n_questions) if order is None else order)  # this rank's share
-        batches = eval_data.batches(order) if order is not None else eval_data
-        n_batches = -(-len(order) // eval_data.batch_size) if order is not None else len(eval_data)
+        if order is not None:
+            order = distributed.shard(order)  # this rank's share
+            batches, n_batches = eval_data.batches(order), -(-len(order) // eval_data.batch_size)
+        else:
+            batches, n_batches = eval_data, len(eval_data)
         batches = tqdm(batches, total=n_batches, ncols=100, desc=set_color("Evaluate   ", "pink")) \
             if show_progress else batches
         preds, hits, valids = [], [], []
@@ -103,7 +103,7 @@ class ChoiceTrainer(Trainer):
         pred, hit, valid = (torch.cat(x) if x else torch.zeros(0, dtype=t) for x, t in
                             ((preds, torch.long), (hits, torch.bool), (valids, torch.bool)))
         if order is not None:  # every rank's answers, back in question order
-            pred, hit, valid = distributed.gather_by_index(order, n_questions, pred, hit, valid)
+            pred, hit, valid = distributed.gather_by_index(order, len(eval_data.questions), pred, hit, valid)
         struct = DataStruct()
         struct.set(HIT_KEY, hit)
         struct.set(VALID_KEY, valid)
@@ -111,11 +111,14 @@ class ChoiceTrainer(Trainer):
         return self.evaluator.evaluate(struct)
 
     def _eval_order(self, eval_data) -> np.ndarray | None:
-        """Questions sorted by prompt length when the model can tell (LLMs: less padding per batch)."""
-        lengths = getattr(self.model, "prompt_lengths", None)
-        if not (self.config["eval_sort_by_length"] and lengths and hasattr(eval_data, "batches")):
+        """The order questions are answered in: by prompt length when the model can tell (LLMs: less
+        padding per batch), else question order; None for loaders that are not question loaders."""
+        if not hasattr(eval_data, "batches"):
             return None
         qs = eval_data.questions
+        lengths = getattr(self.model, "prompt_lengths", None)
+        if not (self.config["eval_sort_by_length"] and lengths):
+            return np.arange(len(qs))
         return np.argsort(lengths(qs.partial, qs.partial_len, qs.candidates), kind="stable")
 
 

@@ -10,6 +10,7 @@ trains both at once. Scoring: ``letter`` (one forward pass, softmax over the K l
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import logging
 from pathlib import Path
@@ -31,9 +32,15 @@ from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT, PromptB
 logger = logging.getLogger(__name__)
 
 STAGES = ("s1", "s2", "joint")
-# transformers >= 5.2x renamed the forward argument past_key_values -> cache
-_CACHE_KWARG = "cache" if "cache" in inspect.signature(__import__("transformers").LlamaForCausalLM.forward).parameters else "past_key_values"
 TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
+
+
+@functools.cache
+def _cache_kwarg() -> str:
+    """The forward argument for a KV cache: transformers >= 5.2x renamed ``past_key_values`` to ``cache``."""
+    from transformers import LlamaForCausalLM
+
+    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
 
 
 class BundleMLLM(BundleChoiceModel):
@@ -249,7 +256,7 @@ class BundleMLLM(BundleChoiceModel):
         past.batch_repeat_interleave(len(seqs))
         ones = torch.ones((len(seqs), n_prefix), dtype=enc["attention_mask"].dtype, device=enc["attention_mask"].device)
         enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], dim=1)
-        out = self.llm(**enc, **{_CACHE_KWARG: past}, use_cache=True, logits_to_keep=1)
+        out = self.llm(**enc, **{_cache_kwarg(): past}, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
