@@ -103,7 +103,7 @@ def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: S
     """The retriever ranks the whole catalogue for each test bundle; the reranker re-orders its top-N by
     letter scoring in chunks (tournament). Recall@K / NDCG@K of both against the held-out items."""
     from recbole_bundle.data.dataloader import PARTIAL, questions_to_interaction
-    from recbole_bundle.model.base import with_candidates
+    from recbole_bundle.model.base import score_candidates, with_candidates
     from recbole_bundle.tables import write_tables
 
     if max(ks) > top_n:
@@ -129,7 +129,8 @@ def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: S
             scores.scatter_(1, batch[PARTIAL], -torch.inf)  # the partial bundle's own items are not answers
             top = scores.topk(top_n, dim=1).indices
             retrieved.append(top.cpu())
-            order = rer_net.score_candidates(with_candidates(batch.to(rer_net.device), top.to(rer_net.device))).argsort(-1, descending=True)
+            rerank_q = with_candidates(batch.to(rer_net.device), top.to(rer_net.device))
+            order = score_candidates(rer_net, rerank_q).argsort(-1, descending=True)  # any model can rerank
             reranked.append(top.gather(1, order.to(top.device)).cpu())
     truths = [truth[int(b)] for b in qs.bundle[rows]]
     records = [
