@@ -100,8 +100,7 @@ class CLHE(BundleChoiceModel):
         for row, b in enumerate(bundles):
             target[row, self._bundle_items[b].to(partial.device)] = 1.0
         z = self.bundle(partial, plen)
-        catalogue = self.items(torch.arange(self.n_items, device=partial.device), "decoder")
-        logits = (z @ catalogue.T).masked_fill_(self._pad_mask(partial.device), -1e9)
+        logits = self._catalogue_scores(z, pad_value=-1e9)
         loss = -(F.log_softmax(logits, -1) * target).sum(-1).div(target.sum(-1)).mean()
         if self.cl_alpha > 0:
             batch_items = torch.nonzero(target.sum(0)).squeeze(1)
@@ -112,10 +111,11 @@ class CLHE(BundleChoiceModel):
             loss = loss + self.bundle_cl_alpha * info_nce(z, self.bundle(partial, plen, drop=self.item_dropout), self.bundle_cl_temp)
         return loss
 
-    def _pad_mask(self, device) -> torch.Tensor:
-        mask = torch.zeros(self.n_items, dtype=torch.bool, device=device)
-        mask[0] = True
-        return mask
+    def _catalogue_scores(self, z: torch.Tensor, pad_value: float) -> torch.Tensor:
+        """``z`` against every item's decoder vector ``[B, n_items]``; the padding item gets ``pad_value``."""
+        scores = z @ self.items(torch.arange(self.n_items, device=z.device), "decoder").T
+        scores[:, 0] = pad_value
+        return scores
 
     def score_candidates(self, interaction: Interaction) -> torch.Tensor:
         z = self.bundle(interaction[PARTIAL], interaction[PARTIAL_LEN])
@@ -123,6 +123,4 @@ class CLHE(BundleChoiceModel):
 
     def full_sort_scores(self, interaction: Interaction) -> torch.Tensor:
         """Scores ``[B, n_items]`` of the whole catalogue for each partial bundle (ranking protocol)."""
-        z = self.bundle(interaction[PARTIAL], interaction[PARTIAL_LEN])
-        catalogue = self.items(torch.arange(self.n_items, device=z.device), "decoder")
-        return (z @ catalogue.T).masked_fill_(self._pad_mask(z.device), -torch.inf)
+        return self._catalogue_scores(self.bundle(interaction[PARTIAL], interaction[PARTIAL_LEN]), pad_value=-torch.inf)
