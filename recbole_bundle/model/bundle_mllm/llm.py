@@ -318,15 +318,8 @@ def _quantization_kwargs(quantization: str | None, dev: torch.device, compute_dt
 def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Sequence[int]) -> list[int]:
     """Token ids of the answer letters A, B, ... (``k`` of them) as they tokenize right after ``prefix_ids``.
 
-    ``prefix_ids`` are the prompt's ids up to the answer slot. If the prompt text ends with whitespace
-    (or a special token, or is empty) the letter is written bare ("B"); otherwise, as after
-    ``"Answer:"``, with a leading space (" B": one token in GPT-2/Llama-3-style BPE, "▁B" in
-    SentencePiece tokenizers like Llama-2). Each letter is checked at the boundary: encoding the
-    prompt's tail text + letter should give the tail's ids plus exactly one new id; if the letter
-    merges with the prompt's end instead (a prompt ending in a space: "Answer: " + "B"), the letter's
-    own single token is used. Only if the preferred form is no single token is the other form tried.
-    Every letter must be one non-special, non-unknown token and the ids distinct; else
-    BundleConfigError.
+    ``prefix_ids`` are the prompt's ids up to the answer slot; see :func:`answer_token_ids` for how each
+    letter is checked. At most 26 letters (A-Z) per prompt; else BundleConfigError.
     """
     if not isinstance(k, int) or k < 1:
         raise BundleConfigError(f"the number of candidates must be a positive integer, got {k!r}")
@@ -336,6 +329,22 @@ def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Seq
             f"prompt; set candidates_per_prompt <= {MAX_LETTERS}: bigger candidate sets are then scored "
             f"as a tournament of prompts with at most that many options"
         )
+    return answer_token_ids(tokenizer, list(LETTERS[:k]), prefix_ids, what="answer letter")
+
+
+def answer_token_ids(tokenizer: PreTrainedTokenizerBase, words: Sequence[str], prefix_ids: Sequence[int],
+                     what: str = "answer word") -> list[int]:
+    """Token ids of the answer ``words`` (letters "A", "B", ... or "Yes"/"No") right after ``prefix_ids``.
+
+    If the prompt text ends with whitespace (or a special token, or is empty) the word is written
+    bare ("B"); otherwise, as after ``"Answer:"``, with a leading space (" B": one token in
+    GPT-2/Llama-3-style BPE, "▁B" in SentencePiece tokenizers like Llama-2). Each word is checked at
+    the boundary: encoding the prompt's tail text + word should give the tail's ids plus exactly one
+    new id; if the word merges with the prompt's end instead (a prompt ending in a space: "Answer: " +
+    "B"), the word's own single token is used. Only if the preferred form is no single token is the
+    other form tried. Every word must be one non-special, non-unknown token and the ids distinct;
+    else BundleConfigError.
+    """
     name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
     special = set(tokenizer.all_special_ids)
     unk = tokenizer.unk_token_id
@@ -347,8 +356,8 @@ def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Seq
         return token not in special and token != unk
 
     ids: list[int] = []
-    for letter in LETTERS[:k]:
-        forms = [letter, " " + letter] if ends_bare else [" " + letter, letter]
+    for word in words:
+        forms = [word, " " + word] if ends_bare else [" " + word, word]
         found = None
         for form in forms:  # the preferred form first, the other one only if it is not one token
             full = tokenizer.encode(tail_text + form, add_special_tokens=False)
@@ -357,23 +366,23 @@ def letter_token_ids(tokenizer: PreTrainedTokenizerBase, k: int, prefix_ids: Seq
                 break
             own = tokenizer.encode(form, add_special_tokens=False)
             if len(own) == 1 and ok(own[0]):
-                # merges with the prompt's end (e.g. "Answer: " + "B" -> ":", " B"): the letter's own
+                # merges with the prompt's end (e.g. "Answer: " + "B" -> ":", " B"): the word's own
                 # token still continues the prompt text correctly
-                logger.debug("letter %r merges with the end of the prompt %r; using its own token", form, tail_text)
+                logger.debug("%s %r merges with the end of the prompt %r; using its own token", what, form, tail_text)
                 found = own[0]
                 break
         if found is None:
             pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(forms[0], add_special_tokens=False))
             raise BundleConfigError(
-                f"answer letter {letter!r} is not a single token for tokenizer {name!r} (encodes as "
-                f"{pieces}, also with/without a leading space); this backbone cannot answer with letters "
+                f"{what} {word!r} is not a single token for tokenizer {name!r} (encodes as "
+                f"{pieces}, also with/without a leading space); this backbone cannot answer with it "
                 f"- choose another llm_name_or_path"
             )
         ids.append(int(found))
     if len(set(ids)) != len(ids):
-        dup = [LETTERS[i] for i, t in enumerate(ids) if ids.count(t) > 1]
+        dup = [w for w, t in zip(words, ids) if ids.count(t) > 1]
         raise BundleConfigError(
-            f"answer letters {dup} share token ids {ids} in tokenizer {name!r}; the letters must be "
+            f"{what}s {dup} share token ids {ids} in tokenizer {name!r}; they must be "
             f"distinct tokens - choose another llm_name_or_path"
         )
     return ids
@@ -488,7 +497,7 @@ _TINY_WORDS = (
     "bundles candidate candidates answer option options choice question user assistant system given "
     "following complete completes partial select letter only one title book books music movie movies "
     "game games food clothing electronics new set pack black white red blue green size color classic "
-    "edition vol album song film shirt shoes toy kit case cover"
+    "edition vol album song film shirt shoes toy kit case cover Yes No Fits"
 ).split()
 _TINY_LINE_START = "Answer Candidates Candidate Bundle Question Options Items Given Which Select user assistant system".split()
 

@@ -3,8 +3,11 @@ with hybrid item tokens (title text + ONE fused multimodal token, joined by a so
 
 Stages (``stages`` in the yaml): ``s1`` trains LoRA on text-only prompts (bundle patterns),
 ``s2`` freezes LLM + LoRA and trains fusion, projector and separator on hybrid prompts, ``joint``
-trains both at once. Scoring: ``letter`` (one forward pass, softmax over the K letters' logits) or
-``generate`` (greedy decoding, parsed letter; unparseable answers are invalid).
+trains both at once. Scoring: ``letter`` (one forward pass, softmax over the K letters' logits),
+``generate`` (greedy decoding, parsed letter; unparseable answers are invalid) or ``candidate``
+(one forward pass; each candidate is followed by a yes/no question and scored by the LLM's
+"Yes" - "No" logit at its end, so no answer letter has to be bound to its option: small backbones
+lack that multiple-choice symbol binding, see the README).
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ from torch import nn
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.features.relational import item_modality
-from recbole_bundle.model.base import BundleChoiceModel, tournament_scores
+from recbole_bundle.model.base import BundleChoiceModel, tournament_scores, with_candidates
 from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
-from recbole_bundle.model.bundle_mllm.llm import apply_lora, letter_token_ids, load_backbone, parse_letter
-from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT, PromptBuilder
+from recbole_bundle.model.bundle_mllm.llm import answer_token_ids, apply_lora, letter_token_ids, load_backbone, parse_letter
+from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SCORE_REF, SEP_SLOT, PromptBuilder
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("s1", "s2", "joint")
+SCORINGS = ("letter", "generate", "candidate")
 TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
 
 
@@ -57,8 +61,9 @@ class BundleMLLM(BundleChoiceModel):
         self.k = int(config["n_candidates"])
         self.per_prompt = min(self.k, int(config["candidates_per_prompt"]))
         self.scoring = config["scoring"]
-        if self.scoring not in ("letter", "generate"):
-            raise BundleConfigError(f"config key 'scoring' must be letter or generate, got {self.scoring!r}")
+        if self.scoring not in SCORINGS:
+            raise BundleConfigError(f"config key 'scoring' must be one of {SCORINGS}, got {self.scoring!r}")
+        self.marks = self.scoring == "candidate"
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_partial = int(config["max_partial_items"])
         self.answer_loss = config["answer_loss"]
@@ -85,9 +90,13 @@ class BundleMLLM(BundleChoiceModel):
             {"bundle_name": config["bundle_name"], "item_name": config["item_name"], "domain": config["domain"]},
             self._titles(config, dataset), separator=config["separator"],
             hard_separator_text=config["hard_separator_text"], max_title_tokens=int(config["max_title_tokens"]),
-            use_chat_template=bool(config["use_chat_template"]),
+            use_chat_template=bool(config["use_chat_template"]), candidate_question=config["candidate_question"],
         )
-        self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.per_prompt, self.prompt.answer_prefix_ids))
+        if self.marks:  # "Yes", "No" as they follow the per-candidate question
+            self.yes_no_ids = torch.tensor(answer_token_ids(self.tokenizer, list(config["candidate_answers"]),
+                                                            self.prompt.candidate_question_ids))
+        else:
+            self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.per_prompt, self.prompt.answer_prefix_ids))
 
         self.fused = bool(config["use_fused_token"])
         if self.fused:
@@ -198,16 +207,20 @@ class BundleMLLM(BundleChoiceModel):
         partial = interaction[PARTIAL].cpu().numpy()
         plen = interaction[PARTIAL_LEN].cpu().numpy()
         cands = interaction[CANDIDATES].cpu().numpy()
-        return [self.prompt.build(partial[b, : min(plen[b], self.max_partial)], cands[b], hybrid) for b in range(len(cands))]
+        return [self.prompt.build(partial[b, : min(plen[b], self.max_partial)], cands[b], hybrid, self.marks)
+                for b in range(len(cands))]
 
     def prompt_lengths(self, partial: np.ndarray, partial_len: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Prompt token counts of questions (the evaluation batches questions of similar length)."""
         # K beyond one prompt: the length of its first tournament prompt stands for the question
-        return np.asarray([self.prompt.length(partial[q, : min(partial_len[q], self.max_partial)], candidates[q, : self.per_prompt], self.hybrid)
+        return np.asarray([self.prompt.length(partial[q, : min(partial_len[q], self.max_partial)],
+                                              candidates[q, : self.per_prompt], self.hybrid, self.marks)
                            for q in range(len(candidates))])
 
-    def _embed(self, seqs: list[tuple[list[int], list[int]]], hybrid: bool, offset: int = 0) -> dict[str, torch.Tensor]:
-        """Left-padded ``inputs_embeds`` / ``attention_mask`` / ``position_ids`` (positions start at ``offset``)."""
+    def _embed(self, seqs: list[tuple[list[int], list[int]]], hybrid: bool, offset: int = 0,
+               refs: bool = False) -> dict[str, torch.Tensor]:
+        """Left-padded ``inputs_embeds`` / ``attention_mask`` / ``position_ids`` (positions start at ``offset``);
+        ``refs``: also the padded item references under ``"item_ref"``."""
         width = max(len(ids) for ids, _ in seqs)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -228,7 +241,8 @@ class BundleMLLM(BundleChoiceModel):
             if sep.any():
                 emb[sep] = self.separator.to(emb.dtype)
         position_ids = offset + (mask.cumsum(-1) - 1).clamp(min=0)
-        return {"inputs_embeds": emb, "attention_mask": mask, "position_ids": position_ids}
+        out = {"inputs_embeds": emb, "attention_mask": mask, "position_ids": position_ids}
+        return {**out, "item_ref": ref} if refs else out
 
     def encode(self, interaction: Interaction, hybrid: bool | None = None) -> dict[str, torch.Tensor]:
         """Left-padded ``inputs_embeds``, ``attention_mask`` and ``position_ids`` of the batch's prompts."""
@@ -243,25 +257,62 @@ class BundleMLLM(BundleChoiceModel):
             self._prefix_cache = out.cache if "cache" in out else out.past_key_values
         return self._prefix_cache
 
-    def answer_logits(self, interaction: Interaction) -> torch.Tensor:
-        """Next-token logits ``[B, vocab]`` at the answer slot. In evaluation with ``prefix_cache`` the
-        shared instruction prefix is encoded once and its KV cache reused by every batch."""
+    def _llm_inputs(self, interaction: Interaction) -> dict[str, torch.Tensor]:
+        """Forward arguments for the batch's prompts (+ ``item_ref``). In evaluation with ``prefix_cache``
+        the shared instruction prefix is encoded once and its KV cache reused by every batch."""
         if self.training or not self.use_prefix_cache:
-            out = self.llm(**self.encode(interaction), logits_to_keep=1, use_cache=False)
-            return out.logits[:, -1, :].float()
+            return {**self._embed(self._prompts(interaction, self.hybrid), self.hybrid, refs=True), "use_cache": False}
         n_prefix = len(self.prompt.shared_prefix_ids)
         seqs = [(ids[n_prefix:], ref[n_prefix:]) for ids, ref in self._prompts(interaction, self.hybrid)]
-        enc = self._embed(seqs, self.hybrid, offset=n_prefix)
+        enc = self._embed(seqs, self.hybrid, offset=n_prefix, refs=True)
         past = copy.deepcopy(self._prefix_kv())
         past.batch_repeat_interleave(len(seqs))
         ones = torch.ones((len(seqs), n_prefix), dtype=enc["attention_mask"].dtype, device=enc["attention_mask"].device)
         enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], dim=1)
-        out = self.llm(**enc, **{_cache_kwarg(): past}, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :].float()
+        return {**enc, _cache_kwarg(): past, "use_cache": True}
+
+    def answer_logits(self, interaction: Interaction) -> torch.Tensor:
+        """Next-token logits ``[B, vocab]`` at the answer slot."""
+        enc = self._llm_inputs(interaction)
+        enc.pop("item_ref")
+        return self.llm(**enc, logits_to_keep=1).logits[:, -1, :].float()
+
+    def _decoder(self) -> nn.Module:
+        """The backbone without its LM head (LoRA layers included): returns normed last hidden states."""
+        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        return getattr(base, base.base_model_prefix)
+
+    def _candidate_scores(self, interaction: Interaction) -> torch.Tensor:
+        """``[B, K]`` "Yes" - "No" logits at each candidate's score position (one forward pass; the LM
+        head is applied to those K positions only)."""
+        k = interaction[CANDIDATES].shape[1]
+        enc = self._llm_inputs(interaction)
+        ref = enc.pop("item_ref")
+        hidden = self._decoder()(**enc).last_hidden_state
+        at = hidden[ref == SCORE_REF].reshape(len(ref), k, -1)  # row-major: candidate order per question
+        head = self.llm.get_output_embeddings()
+        yes, no = self.yes_no_ids.tolist()
+        direction = (head.weight[yes] - head.weight[no]).float()
+        scores = at.float() @ direction
+        if getattr(head, "bias", None) is not None:
+            scores = scores + (head.bias[yes] - head.bias[no]).float()
+        return scores
+
+    def candidate_scores(self, interaction: Interaction) -> torch.Tensor:
+        """Per-candidate scores ``[B, K]``; K beyond one prompt is split into prompts of
+        ``candidates_per_prompt`` (each score depends only on the partial bundle and earlier options,
+        so scores from different prompts are comparable and simply concatenated)."""
+        cands = interaction[CANDIDATES]
+        if cands.shape[1] <= self.per_prompt:
+            return self._candidate_scores(interaction)
+        return torch.cat([self._candidate_scores(with_candidates(interaction, c)) for c in cands.split(self.per_prompt, 1)], 1)
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         """Loss on the answer letter only: LM cross-entropy over the vocabulary (``answer_loss: lm``,
-        the paper's) or over the K letters' logits (``letters``, the scoring rule; learns faster)."""
+        the paper's) or over the K letters' logits (``letters``, the scoring rule; learns faster).
+        Per-candidate scoring: softmax cross-entropy over the K candidates' yes-no scores."""
+        if self.marks:
+            return F.cross_entropy(self.candidate_scores(interaction), interaction[LABEL])
         logits = self.answer_logits(interaction)
         letters = self.letter_ids.to(logits.device)
         if self.answer_loss == "letters":
@@ -272,6 +323,8 @@ class BundleMLLM(BundleChoiceModel):
     @torch.no_grad()
     def score_candidates(self, interaction: Interaction) -> torch.Tensor:
         k = interaction[CANDIDATES].shape[1]
+        if self.marks:
+            return self.candidate_scores(interaction)
         if k > self.per_prompt:
             if self.scoring == "generate":
                 raise BundleConfigError(f"scoring=generate needs every candidate in one prompt: K={k} > "

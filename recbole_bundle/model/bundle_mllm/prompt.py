@@ -7,6 +7,11 @@ in the model (``ITEM_SLOT`` -> the item's fused token, ``SEP_SLOT`` -> the learn
 once per item. The template comes from the yaml (``prompt_template``) with the dataset's domain words;
 where the tokenizer has a chat template the question is the user turn and the answer letter starts
 the assistant turn.
+
+Per-candidate scoring (``marks=True``) writes a short yes/no question after every candidate
+(``candidate_question``) and ends the prompt after the last one; the model reads each candidate's
+score at the last token of its question (marked ``SCORE_REF`` in ``item_ref``), so no letter has to
+be bound to an option.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from recbole_bundle.errors import BundleConfigError
 
 ITEM_SLOT = -1
 SEP_SLOT = -2
+SCORE_REF = -1  # item_ref value at a candidate's score position (per-candidate scoring)
 LETTERS = string.ascii_uppercase
 _MARK = "\u241f"  # a character no template uses: marks where the question goes inside the chat template
 
@@ -38,6 +44,7 @@ class PromptBuilder:
         max_title_tokens: int = 24,
         use_chat_template: bool = True,
         answer_prefix: str = "Answer:",
+        candidate_question: str = " Fits? Answer:",
     ) -> None:
         if separator not in ("soft", "hard", "none"):
             raise BundleConfigError(f"config key 'separator' must be soft, hard or none, got {separator!r}")
@@ -70,6 +77,14 @@ class PromptBuilder:
             self._prefix = bos
             self._suffix = self._encode("\n" + answer_prefix)
         self._head_ids, self._middle_ids, self._tail_ids = map(self._encode, (self._head, self._middle, self._tail))
+        try:
+            self._question_ids = self._encode(candidate_question.format(**words))
+        except KeyError as e:
+            raise BundleConfigError(f"candidate_question uses {{{e.args[0]}}}, which is not a dataset word "
+                                    f"({sorted(words)}); set it in the dataset yaml") from None
+        if not self._question_ids:
+            raise BundleConfigError("config key 'candidate_question' must not be empty (its last token is "
+                                    "where each candidate is scored)")
         self._labels = {}
 
     def _encode(self, text: str) -> list[int]:
@@ -86,13 +101,18 @@ class PromptBuilder:
         return self._tail_ids + self._suffix
 
     @property
+    def candidate_question_ids(self) -> list[int]:
+        """Ids of the yes/no question after each candidate (for reading the answer words in context)."""
+        return list(self._question_ids)
+
+    @property
     def shared_prefix_ids(self) -> list[int]:
         """The ids every question starts with (chat prefix + instruction head): encoded once and reused."""
         return self._prefix + self._head_ids
 
-    def length(self, partial: Sequence[int], candidates: Sequence[int], hybrid: bool) -> int:
-        """Token count of :meth:`build`'s output, without building it (for batching by length)."""
-        return len(self.build(partial, candidates, hybrid)[0])
+    def length(self, partial: Sequence[int], candidates: Sequence[int], hybrid: bool, marks: bool = False) -> int:
+        """Token count of :meth:`build`'s output (for batching by length)."""
+        return len(self.build(partial, candidates, hybrid, marks)[0])
 
     def item_ids(self, item: int, hybrid: bool) -> tuple[list[int], list[int]]:
         ids = list(self._titles[item])
@@ -100,14 +120,19 @@ class PromptBuilder:
             ids += self._sep_ids + [ITEM_SLOT]
         return ids, [item if t == ITEM_SLOT else 0 for t in ids]
 
-    def _append_item(self, ids: list[int], ref: list[int], label: str, item: int, hybrid: bool) -> None:
+    def _append_item(self, ids: list[int], ref: list[int], label: str, item: int, hybrid: bool,
+                     scored: bool = False) -> None:
+        """``label`` + the item's tokens (+ its yes/no question when ``scored``) + a newline."""
         lab = self._label(label)
         body, body_ref = self.item_ids(item, hybrid)
-        ids += lab + body + self._newline
-        ref += [0] * len(lab) + body_ref + [0] * len(self._newline)
+        question = self._question_ids if scored else []
+        ids += lab + body + question + self._newline
+        ref += [0] * len(lab) + body_ref + [0] * (len(question) - 1) + [SCORE_REF] * scored + [0] * len(self._newline)
 
-    def build(self, partial: Sequence[int], candidates: Sequence[int], hybrid: bool) -> tuple[list[int], list[int]]:
-        """Token ids (with slots) and item references of one question."""
+    def build(self, partial: Sequence[int], candidates: Sequence[int], hybrid: bool,
+              marks: bool = False) -> tuple[list[int], list[int]]:
+        """Token ids (with slots) and item references of one question. ``marks``: per-candidate scoring
+        (each candidate followed by its yes/no question, ``SCORE_REF`` at its last token; no answer slot)."""
         ids = self.shared_prefix_ids
         ref = [0] * len(ids)
         for n, item in enumerate(partial):
@@ -115,7 +140,10 @@ class PromptBuilder:
         ids += self._middle_ids
         ref += [0] * len(self._middle_ids)
         for n, item in enumerate(candidates):
-            self._append_item(ids, ref, f"{LETTERS[n]}. ", int(item), hybrid)
+            self._append_item(ids, ref, f"{LETTERS[n]}. ", int(item), hybrid, scored=marks)
+        if marks:  # the last newline is not needed: the last score position ends the prompt
+            del ids[len(ids) - len(self._newline):], ref[len(ref) - len(self._newline):]
+            return ids, ref
         ids += self._tail_ids + self._suffix
         ref += [0] * (len(self._tail_ids) + len(self._suffix))
         return ids, ref
