@@ -2,6 +2,10 @@
 
     python benchmarks/llm_vs_baselines.py --dataset=debian-meta --test-max-questions=200
     python benchmarks/llm_vs_baselines.py --dataset=ifashion --test-max-questions=300 --variants=LightGCN,ItemKNN,LLMTextLoRA,BundleMLLM
+    python benchmarks/llm_vs_baselines.py --dataset=debian-meta --scoring=candidate   # small backbones
+
+Any further ``--key=value`` is a config override passed to every run (e.g. ``--scoring=candidate``,
+``--s2_learning_rate=0.01``).
 
 Every variant goes through run_recbole_bundle with the same seed, split and (sub)set of test questions
 (``test_max_questions`` draws a fixed random subset, identical for every model). Writes md/csv/tex

@@ -114,3 +114,17 @@ def test_answer_words_must_be_single_distinct_tokens(mllm_config):
         build(mllm_config, scoring="candidate", candidate_question="")
     with pytest.raises(BundleConfigError, match="scoring"):
         build(mllm_config, scoring="cloze")
+
+
+@pytest.mark.parametrize("name", ["bundle_mllm_paper.yaml", "bundle_mllm_small.yaml"])
+def test_shipped_config_presets_only_use_known_keys(name):
+    """A typo in a preset would silently be ignored by RecBole's Config: every key must be a model key."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    known = set(yaml.safe_load((root / "properties/model/BundleMLLM.yaml").read_text()))
+    known |= {"use_gpu"}  # RecBole's own device switch
+    preset = yaml.safe_load((root / "configs" / name).read_text())
+    assert preset and set(preset) <= known, sorted(set(preset) - known)
