@@ -181,3 +181,13 @@ def test_zero_shot_and_text_lora_baselines_run(mllm_config):
     assert cfg["stages"] == ["s1"] and cfg["use_fused_token"] is False and cfg["lora_r"] == 8
     tl = run_recbole_bundle("LLMTextLoRA", "sample", config_dict=dict(mllm_config))
     assert set(tl["test_result"]) == {"hitrate@1", "validratio", "hitrate@1(valid)"}
+
+
+def test_model_init_is_the_same_whether_the_relational_cache_exists(mllm_config):
+    """Training the relational LightGCN (cold cache) must not move the RNG the model is built from:
+    otherwise a resumed run (warm cache) starts S2 from other fusion weights than the original run."""
+    cold = build(mllm_config)[1]  # trains LightGCN and writes the cache
+    warm = build(mllm_config)[1]  # reads it
+    for (name, a), (_, b) in zip(cold.named_parameters(), warm.named_parameters()):
+        if name.startswith(("fusion.", "projector.")) or "lora_" in name:
+            assert torch.equal(a, b), name

@@ -11,12 +11,16 @@ runs ``epochs`` epochs. Results are cached per (dataset, split, seed, hyper-para
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import random
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import torch
 
 from recbole_bundle.io import atomic_save_npz
 
@@ -58,12 +62,31 @@ def _lightgcn_config(config, dataset: str, data_path: Path, epochs: int, dim: in
     })
 
 
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without moving the global torch / numpy / python RNG states (restored afterwards)."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
 def _train_lightgcn(lcfg, train_dataset, valid_q=None) -> np.ndarray:
     """RecBole's LightGCN (our COO-adjacency subclass) trained by RecBole's loop on ``train_dataset``;
     early stopping on ``valid_q`` (multiple-choice questions) when given. Item embeddings ``[n_items, d]``."""
+    from recbole.utils import init_seed
+
+    with preserved_rng():  # a cache hit must leave the caller's RNG exactly where training would
+        init_seed(lcfg["seed"], True)
+        return _fit_lightgcn(lcfg, train_dataset, valid_q)
+
+
+def _fit_lightgcn(lcfg, train_dataset, valid_q) -> np.ndarray:
     from recbole.data.dataloader import TrainDataLoader
     from recbole.sampler import Sampler
-    from recbole.utils import init_seed
 
     from recbole_bundle import distributed
     from recbole_bundle.compat import torch_load
@@ -71,7 +94,6 @@ def _train_lightgcn(lcfg, train_dataset, valid_q=None) -> np.ndarray:
     from recbole_bundle.model.lightgcn import LightGCN
     from recbole_bundle.trainer import ChoiceTrainer
 
-    init_seed(lcfg["seed"], True)
     sampler = Sampler(["train"], [train_dataset], "uniform").set_phase("train")
     loader = TrainDataLoader(lcfg, train_dataset, sampler, shuffle=True)
     model = LightGCN(lcfg, train_dataset).to(lcfg["device"])
