@@ -12,6 +12,8 @@ what a pin cannot fix lives here:
   :class:`recbole_bundle.model.lightgcn.LightGCN` builds the matrix with COO arithmetic instead.
 * numpy 2 removed ``np.float_`` & co. that ``Config.compatibility_settings`` reads:
   :func:`patch_numpy_aliases` restores them if someone installs numpy 2 despite the pin.
+* RecBole creates its log and checkpoint folders with a racy exists-then-mkdir (two torchrun ranks
+  crash with FileExistsError): :func:`make_output_dirs` creates them first.
 """
 
 from __future__ import annotations
@@ -37,3 +39,12 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 
 
 patch_numpy_aliases()
+
+
+
+def make_output_dirs(config) -> None:
+    """Create RecBole's output folders (``./log/<model>``, ``checkpoint_dir``) before RecBole does:
+    its exists-then-mkdir check races when several torchrun processes start together
+    (FileExistsError on one rank)."""
+    os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
+    os.makedirs(config["checkpoint_dir"], exist_ok=True)

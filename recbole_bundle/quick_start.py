@@ -12,6 +12,7 @@ from recbole.utils import ModelType, init_logger, init_seed
 
 from recbole_bundle import distributed
 from recbole_bundle.config import BundleConfig
+from recbole_bundle.compat import make_output_dirs
 from recbole_bundle.utils import create_dataset, data_preparation, get_trainer
 
 
@@ -37,6 +38,7 @@ def run_recbole_bundle(
     if not distributed.is_main():
         config["show_progress"] = False
     init_seed(config["seed"], config["reproducibility"])
+    make_output_dirs(config)
     init_logger(config)
     logger = getLogger()
     logger.info(config)

@@ -21,8 +21,8 @@ def _build(run_config, **extra):
 
 
 def test_clhe_learns_bundle_structure(run_config):
-    result = run_recbole_bundle("CLHE", "sample", config_dict={**run_config, "epochs": 8, "relational_epochs": 2})
-    # chance is 0.10 with K=10; co-occurrence ItemKNN reaches ~0.5 on the sample
+    result = run_recbole_bundle("CLHE", "sample", config_dict={**run_config, "epochs": 12, "relational_epochs": 2})
+    # chance is 0.10 with K=10; co-occurrence ItemKNN reaches ~0.5 on the sample; 12 epochs: seeds 2020/1/2 give 0.34/0.43/0.32 (at 8 the curve is still rising and seed-dependent)
     assert result["test_result"]["hitrate@1"] > 0.3
 
 

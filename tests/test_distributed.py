@@ -62,7 +62,8 @@ def _torchrun(args: list[str], cwd: Path) -> str:
            str(ROOT / "run_recbole_bundle.py"), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    first = done.stderr.find("Traceback")  # the failing rank's own traceback comes before torchrun's
+    assert done.returncode == 0, done.stderr[max(first, 0):][:4000]
     return done.stdout
 
 
