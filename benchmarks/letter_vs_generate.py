@@ -5,6 +5,8 @@ paper's way) on the same questions: questions/s of each, their ratio, and how of
     python benchmarks/letter_vs_generate.py --dataset=sample --checkpoint=saved/BundleMLLM-....pth
 
 Uses the zero-shot backbone unless --checkpoint (a BundleMLLM checkpoint of the same config) is given.
+``--candidate`` also times per-candidate scoring (``scoring: candidate``: longer prompts, one pass)
+on the same questions with a second copy of the model.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=64)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--candidate", action="store_true", help="also time scoring=candidate")
     args, rest = p.parse_known_args()
     cfg = BundleConfig(args.model, args.dataset, config_dict={"state": "WARNING", "show_progress": False}, cmd_args=rest)
     dataset = create_dataset(cfg)
@@ -62,6 +65,17 @@ def main() -> None:
     print(f"speed-up of letter scoring over generate+parse: {gt / lt:.2f}x")
     print(f"agreement (same answer, over all questions): {float((la == ga)[gv].sum()) / n:.4f}; "
           f"over valid generated answers: {float((la == ga)[gv].float().mean()) if gv.any() else float('nan'):.4f}")
+    if args.candidate:
+        ccfg = BundleConfig(args.model, args.dataset, config_dict={"state": "WARNING", "show_progress": False,
+                                                                   "scoring": "candidate"}, cmd_args=rest)
+        cmodel = ccfg.model_class(ccfg, test.dataset).to(ccfg["device"]).eval()
+        if args.checkpoint:
+            cmodel.load_trained_state_dict(torch_load(args.checkpoint)["state_dict"])
+        if cmodel.stages:
+            cmodel.set_stage(cmodel.stages[-1])
+        ca, _, ct = run(cmodel, loader, "candidate")
+        print(f"candidate: {n / ct:7.2f} q/s  HitRate@1={float((ca == label).float().mean()):.4f}  ValidRatio=1.0000")
+        print(f"letter scoring vs candidate scoring: {ct / lt:.2f}x (candidate prompts are longer)")
 
 
 if __name__ == "__main__":
