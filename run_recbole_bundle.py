@@ -10,8 +10,8 @@ Any other ``--key=value`` overrides that config key.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
+from pathlib import Path
 
 from recbole_bundle.errors import BundleError
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
 
     from recbole_bundle import distributed
-    from recbole_bundle.quick_start import _save_curve, compare, run_recbole_bundle
+    from recbole_bundle.quick_start import compare, run_recbole_bundle, save_curve
 
     files = args.config_files.replace(",", " ").split() if args.config_files else None
     models = [m for m in args.model.split(",") if m]
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = run_recbole_bundle(models[0], args.dataset, files, cmd_args=rest)
             if len(result["curve"]) > 1 and distributed.is_main():  # validation curve beside the results
-                _save_curve(result["curve"], Path(args.out_dir) / "curves" / f"{args.dataset}_{models[0]}_seed{result['seed']}.png",
+                save_curve(result["curve"], Path(args.out_dir) / "curves" / f"{args.dataset}_{models[0]}_seed{result['seed']}.png",
                             f"{models[0]} on {args.dataset} (seed {result['seed']})", result["config"]["valid_metric"])
             for key, value in result["test_result"].items():
                 sys.stdout.write(f"{key}: {value}\n")

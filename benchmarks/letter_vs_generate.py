@@ -34,6 +34,18 @@ def run(model, loader, mode: str) -> tuple[torch.Tensor, torch.Tensor, float]:
     return torch.cat(answers), torch.cat(valid), time.perf_counter() - start
 
 
+def load_model(args, rest: list[str], dataset, **overrides):
+    """The model of ``--model`` on ``dataset`` in eval mode, from ``--checkpoint`` if given, in its last stage."""
+    cfg = BundleConfig(args.model, args.dataset, config_dict={"state": "WARNING", "show_progress": False, **overrides},
+                       cmd_args=rest)
+    model = cfg.model_class(cfg, dataset).to(cfg["device"]).eval()
+    if args.checkpoint:
+        model.load_trained_state_dict(torch_load(args.checkpoint)["state_dict"])
+    if model.stages:
+        model.set_stage(model.stages[-1])
+    return model
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="sample")
@@ -48,11 +60,7 @@ def main() -> None:
     _, _, test = data_preparation(cfg, dataset)
     questions = test.questions.subset(args.questions, seed=0)
     loader = ChoiceDataLoader(cfg, test.dataset, questions, args.batch_size)
-    model = cfg.model_class(cfg, test.dataset).to(cfg["device"]).eval()
-    if args.checkpoint:
-        model.load_trained_state_dict(torch_load(args.checkpoint)["state_dict"])
-    if model.stages:
-        model.set_stage(model.stages[-1])
+    model = load_model(args, rest, test.dataset)
     label = torch.from_numpy(questions.label)
     run(model, ChoiceDataLoader(cfg, test.dataset, questions.subset(args.batch_size, 1), args.batch_size), "letter")  # warm-up
     la, lv, lt = run(model, loader, "letter")
@@ -66,14 +74,7 @@ def main() -> None:
     print(f"agreement (same answer, over all questions): {float((la == ga)[gv].sum()) / n:.4f}; "
           f"over valid generated answers: {float((la == ga)[gv].float().mean()) if gv.any() else float('nan'):.4f}")
     if args.candidate:
-        ccfg = BundleConfig(args.model, args.dataset, config_dict={"state": "WARNING", "show_progress": False,
-                                                                   "scoring": "candidate"}, cmd_args=rest)
-        cmodel = ccfg.model_class(ccfg, test.dataset).to(ccfg["device"]).eval()
-        if args.checkpoint:
-            cmodel.load_trained_state_dict(torch_load(args.checkpoint)["state_dict"])
-        if cmodel.stages:
-            cmodel.set_stage(cmodel.stages[-1])
-        ca, _, ct = run(cmodel, loader, "candidate")
+        ca, _, ct = run(load_model(args, rest, test.dataset, scoring="candidate"), loader, "candidate")
         print(f"candidate: {n / ct:7.2f} q/s  HitRate@1={float((ca == label).float().mean()):.4f}  ValidRatio=1.0000")
         print(f"letter scoring vs candidate scoring: {ct / lt:.2f}x (candidate prompts are longer)")
 

@@ -41,7 +41,6 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 patch_numpy_aliases()
 
 
-
 def make_output_dirs(config) -> None:
     """Create RecBole's output folders (``./log/<model>``, ``checkpoint_dir``) before RecBole does:
     its exists-then-mkdir check races when several torchrun processes start together

@@ -114,7 +114,7 @@ def run_variants(
                 append_run_log(log_path, {**record, "valid": result["best_valid_result"], "curve": result["curve"],
                                           "config": result["config"]})
                 if len(result["curve"]) > 1:
-                    _save_curve(result["curve"], out / "curves" / f"{dataset}_{_slug(label)}_seed{seed}.png",
+                    save_curve(result["curve"], out / "curves" / f"{dataset}_{_slug(label)}_seed{seed}.png",
                                 f"{label} on {dataset} (seed {seed})", result["config"]["valid_metric"])
             logging.getLogger(__name__).info("%s seed %s: %s", label, seed, result["test_result"])
     tables = write_tables(records, out, name=name, proposed=proposed, metrics=metrics) if distributed.is_main() else {}
@@ -125,7 +125,8 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
 
 
-def _save_curve(curve: list[dict], path: Path, title: str, metric: str) -> None:
+def save_curve(curve: list[dict], path: Path, title: str, metric: str) -> None:
+    """Write a run's validation curve as a PNG (skipped, with a log line, without matplotlib)."""
     try:
         from recbole_bundle.plots import plot_curve
     except ImportError:  # matplotlib is the optional 'plots' extra

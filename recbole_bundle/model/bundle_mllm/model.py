@@ -63,7 +63,6 @@ class BundleMLLM(BundleChoiceModel):
         self.scoring = config["scoring"]
         if self.scoring not in SCORINGS:
             raise BundleConfigError(f"config key 'scoring' must be one of {SCORINGS}, got {self.scoring!r}")
-        self.marks = self.scoring == "candidate"
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_partial = int(config["max_partial_items"])
         self.answer_loss = config["answer_loss"]
@@ -148,6 +147,11 @@ class BundleMLLM(BundleChoiceModel):
             elif name.startswith(TRAINED_PREFIXES):
                 p.requires_grad_(stage in ("s2", "joint"))
         self._clear_caches()
+
+    @property
+    def marks(self) -> bool:
+        """Per-candidate scoring: prompts carry a score mark after every option instead of an answer slot."""
+        return self.scoring == "candidate"
 
     @property
     def hybrid(self) -> bool:
@@ -302,10 +306,8 @@ class BundleMLLM(BundleChoiceModel):
         """Per-candidate scores ``[B, K]``; K beyond one prompt is split into prompts of
         ``candidates_per_prompt`` (each score depends only on the partial bundle and earlier options,
         so scores from different prompts are comparable and simply concatenated)."""
-        cands = interaction[CANDIDATES]
-        if cands.shape[1] <= self.per_prompt:
-            return self._candidate_scores(interaction)
-        return torch.cat([self._candidate_scores(with_candidates(interaction, c)) for c in cands.split(self.per_prompt, 1)], 1)
+        chunks = interaction[CANDIDATES].split(self.per_prompt, 1)
+        return torch.cat([self._candidate_scores(with_candidates(interaction, c)) for c in chunks], 1)
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         """Loss on the answer letter only: LM cross-entropy over the vocabulary (``answer_loss: lm``,
