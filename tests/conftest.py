@@ -54,7 +54,7 @@ def tiny_bundles(n_bundles: int = 40, n_items: int = 60, size: int = 4, seed: in
 def data_root(tmp_path: Path) -> Path:
     """A data_path folder holding a copy of the shipped sample (questions get cached here, not in git)."""
     root = tmp_path / "data"
-    shutil.copytree(SAMPLE_DIR, root / "sample")
+    shutil.copytree(SAMPLE_DIR, root / "sample", ignore=shutil.ignore_patterns("cache"))  # local feature caches are not shipped
     return root
 
 
