@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +27,13 @@ from recbole_bundle.io import atomic_torch_save
 from recbole_bundle.trainer.choice_trainer import ChoiceTrainer
 
 
+def _last_path(best_file: str) -> str:
+    """``<run>.pth`` -> ``<run>.last.pth`` beside it (the file name only; the folder is kept as given)."""
+    p = Path(best_file)
+    stem = p.name[: -len(".pth")] if p.name.endswith(".pth") else p.name
+    return str(p.with_name(stem + ".last.pth"))
+
+
 class BundleMLLMTrainer(ChoiceTrainer):
     """Runs the model's ``stages`` in order, each with RecBole's epoch loop and early stopping."""
 
@@ -34,7 +42,7 @@ class BundleMLLMTrainer(ChoiceTrainer):
         self.stage_index = 0
         self.accum = max(1, int(config["grad_accum_steps"]))
         self.scheduler = None
-        self.last_file = self.saved_model_file.replace(".pth", ".last.pth")
+        self.last_file = _last_path(self.saved_model_file)
         self._train_loader = None
         self._resumed = False
         self.stage_results: list[dict] = []
@@ -173,8 +181,9 @@ class BundleMLLMTrainer(ChoiceTrainer):
         random.setstate(rng["python"])
         self._pending_loader_rng = rng["loader"]
         self._resumed = True
-        base = str(resume_file).replace(".last.pth", ".pth")
-        self.saved_model_file, self.last_file = base, base.replace(".pth", ".last.pth")
+        name = Path(resume_file).name  # only the file name: a folder may contain '.pth' (checkpoint_dir=x.pth.d)
+        base = str(Path(resume_file).with_name(name[: -len(".last.pth")] + ".pth" if name.endswith(".last.pth") else name))
+        self.saved_model_file, self.last_file = base, _last_path(base)
         self.logger.info(f"resuming stage {ckpt['stage']} at epoch {self.start_epoch} from {resume_file}")
 
     @torch.no_grad()
