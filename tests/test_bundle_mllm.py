@@ -23,7 +23,8 @@ def tiny_path(tmp_path_factory):
 @pytest.fixture
 def mllm_config(run_config, tiny_path):
     run_config.update(llm_name_or_path=tiny_path, train_questions_per_epoch=16, valid_max_questions=16,
-                      relational_epochs=1, epochs=1, n_candidates=4, eval_batch_size=16)
+                      relational_epochs=1, epochs=1, n_candidates=4, eval_batch_size=16,
+                      scoring="letter")  # the letter-interface tests; candidate scoring has its own module
     return run_config
 
 
