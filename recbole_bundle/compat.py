@@ -3,8 +3,10 @@
 Pinned in setup.py (numpy<2, pandas<3, scipy<1.13, setuptools<81) so RecBole itself runs unchanged;
 what a pin cannot fix lives here:
 
-* torch >= 2.6 defaults ``torch.load(weights_only=True)``, which refuses RecBole checkpoints (they
-  pickle the Config): :func:`torch_load` loads our own checkpoints with ``weights_only=False``.
+* torch >= 2.6 defaults ``torch.load(weights_only=True)``, which refuses RecBole's checkpoints (they
+  pickle the Config object). recbole_bundle keeps ``weights_only=True`` for EVERY file it loads
+  (:func:`torch_load`): its checkpoints hold the config as a JSON string and RNG states as plain
+  lists, so nothing a file holds can run code; a file that needs more is refused with a message.
 * RecBole's ``Config`` reads every ``--key=value`` from ``sys.argv`` (pytest's flags leak in):
   :class:`recbole_bundle.config.BundleConfig` parses only the arguments it is given.
 * ``recbole.quick_start`` imports ray: recbole_bundle never imports it.
@@ -31,11 +33,42 @@ def patch_numpy_aliases() -> None:
             setattr(np, alias, target)
 
 
-def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """Load a checkpoint this project wrote (trusted: it holds a pickled RecBole Config)."""
+def torch_load(path: str | os.PathLike, map_location: Any = "cpu", *, what: str = "checkpoint",
+               fix: str | None = None) -> Any:
+    """Load a torch file with ``weights_only=True``: tensors and plain data only, never code.
+
+    Any failure becomes one :class:`~recbole_bundle.errors.BundleDataError` naming the file and the fix
+    (``what`` names the kind of file in the message, ``fix`` overrides the suggested fix): a missing
+    file, a file that holds Python objects other than tensors and plain data (a pickle with a
+    ``__reduce__`` payload is refused before anything in it runs), or a truncated / corrupt file.
+    """
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location=map_location, weights_only=False)
+    from recbole_bundle.errors import BundleDataError
+
+    path = os.fspath(path)
+    fix = fix or ("use a checkpoint written by this version of recbole_bundle (saved/<run>.pth or "
+                  "<run>.last.pth), or retrain")
+    if not os.path.isfile(path):
+        raise BundleDataError(f"{path}: no such {what} file; {fix}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        detail = str(e)
+        if "Weights only load failed" in detail:
+            reason = next((ln.strip() for ln in detail.splitlines() if "WeightsUnpickler error" in ln), "")
+            reason = reason.replace("WeightsUnpickler error:", "").strip() or "unsupported content"
+            raise BundleDataError(
+                f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain "
+                f"data ({reason}), which could run code when loaded; recbole_bundle loads files with "
+                f"torch.load(weights_only=True) only. {fix[0].upper() + fix[1:]}"
+            ) from None
+        raise BundleDataError(f"{path}: this {what} is truncated or corrupt ({detail[:200]}); {fix}") from None
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on damaged files
+        reason = (str(e).splitlines() or [""])[0][:200] or type(e).__name__
+        raise BundleDataError(f"{path}: this {what} is truncated or corrupt ({type(e).__name__}: {reason}); {fix}") from None
 
 
 patch_numpy_aliases()

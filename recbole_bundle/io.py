@@ -43,11 +43,16 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj: object, path: PathLike) -> None:
-    """``torch.save`` to a temporary file, then rename: a killed run never leaves a torn checkpoint."""
+    """``torch.save`` to a temporary file, then rename: a killed run never leaves a torn checkpoint.
+
+    Pickle protocol 2 (torch's default): the ``weights_only`` loader every file goes through
+    (:func:`recbole_bundle.compat.torch_load`) does not read protocol 4's frames; tensors are stored
+    outside the pickle in torch's zip format, so the protocol does not limit checkpoint size.
+    """
     import torch
 
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f, pickle_protocol=4)
+        torch.save(obj, f)
 
 
 def atomic_save_npz(path: PathLike, **arrays) -> None:

@@ -230,16 +230,17 @@ def _read_item_titles(path: Path, n_items: int) -> list[str]:
 
 
 def _load_feature(path: Path, n_items: int) -> np.ndarray:
+    """A release's ``.pt`` feature tensor, loaded with ``weights_only=True``: a third-party file can
+    hold tensors only, never code (a pickled object is refused before anything in it runs)."""
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise BundleDataError(f"{path}: could not be loaded with torch.load ({e}); re-download the file.") from e
+    from recbole_bundle.compat import torch_load
+
+    obj = torch_load(path, map_location="cpu", what="feature file",
+                     fix="re-download the release's file (a feature file holds one float tensor [#I, dim] saved with "
+                         "torch.save), or delete it to build the dataset without that modality")
     if isinstance(obj, torch.Tensor):
         arr = obj.detach().to(torch.float32).numpy()
-    elif isinstance(obj, np.ndarray):
-        arr = obj.astype(np.float32)
     else:
         raise BundleDataError(
             f"{path}: expected a float tensor of shape [#I, dim], got {type(obj).__name__}; re-download the file."
