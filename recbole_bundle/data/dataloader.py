@@ -9,7 +9,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_bundle import distributed
-from recbole_bundle.data.questions import QuestionSet, sample_train_questions
+from recbole_bundle.data.questions import QuestionSet, check_train_bundles, sample_train_questions
 
 PARTIAL = "partial"
 PARTIAL_LEN = "partial_len"
@@ -72,6 +72,9 @@ class TrainQuestionLoader(_QuestionLoader):
         self.k = int(config["n_candidates"])
         self.max_items = int(config["train_max_items"])
         self.bundle_ids, self.bundle_items = dataset.train_bundles
+        # the same feasibility check as the eval questions: a bundle leaving < K-1 negatives has no question
+        names = dataset.id2token(dataset.uid_field, self.bundle_ids) if len(self.bundle_ids) else []
+        check_train_bundles(sampler, self.k, self.bundle_items, list(map(str, names)))
         cap = config["train_questions_per_epoch"]
         self.per_epoch = min(int(cap), len(self.bundle_ids)) if cap else len(self.bundle_ids)
         self._rng = np.random.default_rng(config["seed"])

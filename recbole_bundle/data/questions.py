@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -100,20 +101,32 @@ class NegativeSampler:
             self.emb = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
             self.hard_pool = hard_pool
 
-    def check_k(self, k: int, max_bundle: int) -> None:
-        """Fail clearly when K-1 negatives cannot exist for the largest bundle."""
+    def check_k(self, k: int, max_bundle: int, where: str = "the largest bundle") -> None:
+        """Fail clearly when K-1 negatives cannot exist for a bundle of ``max_bundle`` items.
+
+        Every loop that draws negatives relies on this check: a bundle that leaves fewer than K-1
+        items outside it has no valid question, and drawing one would never succeed.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise BundleConfigError(f"config key 'n_candidates' must be an int >= 2, got {k!r}")
         available = self.n_items - 1 - max_bundle
         if k < 2:
             raise BundleConfigError(f"config key 'n_candidates' must be >= 2 (one positive, >= 1 negative), got {k}")
         if k - 1 > available:
             raise BundleConfigError(
                 f"n_candidates={k} is larger than the items available: the catalogue has {self.n_items - 1} items and "
-                f"the largest bundle {max_bundle}, leaving {available} possible negatives; lower n_candidates to at "
-                f"most {available + 1}"
+                f"{where} {max_bundle}, leaving {available} possible negatives (K-1 = {k - 1} are needed); lower "
+                f"n_candidates to at most {max(available + 1, 1)}, or remove or split that bundle"
             )
 
     def sample(self, rng: np.random.Generator, k_neg: int, exclude: np.ndarray, positive: int) -> np.ndarray:
+        """``k_neg`` distinct item ids outside ``exclude`` (and padding id 0); never loops."""
         exclude = np.unique(np.r_[exclude, 0])
+        if self.n_items - len(exclude) < k_neg:  # callers run check_k first; this keeps every draw bounded
+            raise BundleDataError(
+                f"cannot draw {k_neg} negatives: only {self.n_items - len(exclude)} items lie outside a bundle of "
+                f"{len(exclude) - 1} items; lower n_candidates"
+            )
         if self.strategy == "uniform":
             return self._uniform(rng, k_neg, exclude)
         if self.strategy == "popularity":
@@ -121,8 +134,6 @@ class NegativeSampler:
             keys[exclude] = -np.inf
             top = np.argpartition(-keys, k_neg - 1)[:k_neg]
             top = top[np.argsort(-keys[top])]
-            if np.isinf(keys[top]).any():  # pragma: no cover - guarded by check_k
-                raise BundleDataError("not enough items to draw negatives")
             return top
         sims = self.emb @ self.emb[positive]
         sims[exclude] = -np.inf
@@ -134,12 +145,14 @@ class NegativeSampler:
         return np.r_[pool, rest]
 
     def _uniform(self, rng: np.random.Generator, k: int, exclude: np.ndarray) -> np.ndarray:
+        """One draw of ``k + |exclude|`` distinct ids holds at least ``k`` outside ``exclude`` (pigeonhole),
+        so a single round always succeeds once :meth:`sample` has checked that ``k`` such items exist."""
         n = self.n_items
-        while True:  # rejection: the bundle is tiny next to the catalogue, so one or two rounds suffice
-            draw = rng.choice(n, size=min(n, k + len(exclude)), replace=False)
-            draw = draw[~np.isin(draw, exclude)]
-            if len(draw) >= k:
-                return draw[:k]
+        draw = rng.choice(n, size=min(n, k + len(exclude)), replace=False)
+        draw = draw[~np.isin(draw, exclude)]
+        if len(draw) < k:  # pragma: no cover - impossible after the check in sample()
+            raise BundleDataError(f"cannot draw {k} negatives outside a bundle of {len(exclude) - 1} items")
+        return draw[:k]
 
 
 def _shuffle_in(rng: np.random.Generator, positive: int, negatives: np.ndarray) -> tuple[np.ndarray, int]:
@@ -180,7 +193,11 @@ def sample_train_questions(
     bundle_items: Sequence[np.ndarray], bundle_ids: np.ndarray, sampler: NegativeSampler, k: int,
     rng: np.random.Generator, max_items: int = 10,
 ) -> QuestionSet:
-    """One fresh training question per train bundle (the paper's recipe)."""
+    """One fresh training question per train bundle (the paper's recipe).
+
+    The caller checks feasibility once (:func:`check_train_bundles`); ``sampler.sample`` refuses any
+    bundle that leaves fewer than K-1 negatives instead of looping.
+    """
     rows = []
     for b, items in zip(bundle_ids, bundle_items):
         if len(items) < 2:
@@ -191,20 +208,53 @@ def sample_train_questions(
     return _assemble(rows, k)
 
 
+def check_train_bundles(sampler: NegativeSampler, k: int, bundle_items: Sequence[np.ndarray],
+                        bundle_names: Sequence[str] | None = None) -> None:
+    """The eval-side :meth:`NegativeSampler.check_k` for train bundles: every train bundle must leave K-1
+    negatives (its whole item set is excluded), else the message names the largest bundle."""
+    sizes = np.fromiter((len(i) for i in bundle_items), dtype=np.int64, count=len(bundle_items))
+    if not len(sizes):
+        sampler.check_k(k, 0)
+        return
+    j = int(sizes.argmax())
+    name = f"train bundle '{bundle_names[j]}' has" if bundle_names is not None else "the largest train bundle has"
+    sampler.check_k(k, int(sizes[j]), where=name)
+
+
 def cache_key(parts: Sequence[object]) -> str:
     return hashlib.sha1("|".join(map(str, (_CACHE_VERSION, *parts))).encode()).hexdigest()[:16]
 
 
 def load_or_build(cache_dir: Path | None, name: str, key: str, build) -> QuestionSet:
-    """Return cached questions for ``key`` or build and cache them (atomically)."""
+    """Return cached questions for ``key`` or build and cache them (atomically).
+
+    ``key`` fingerprints everything the questions are built from, so a changed source gets a new file.
+    A cache file that cannot be read (torn copy, disk error, edited by hand) is rebuilt with a warning.
+    """
     if cache_dir is None:
         return build()
     path = Path(cache_dir) / f"{name}_{key}.npz"
     if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
+        cached = _read_cache(path)
+        if cached is not None:
             logger.info("loaded cached questions %s", path)
-            return QuestionSet(**{k: z[k] for k in z.files})
+            return cached
     qs = build()
     atomic_save_npz(path, **qs.arrays())
     logger.info("cached %d questions in %s", len(qs), path)
     return qs
+
+
+def _read_cache(path: Path) -> QuestionSet | None:
+    """The cached question set, or None (with a warning) when the file is unreadable or inconsistent."""
+    fields = ("bundle", "partial", "partial_len", "candidates", "label")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in fields}
+        n = len(arrays["bundle"])
+        if any(len(a) != n for a in arrays.values()) or arrays["candidates"].ndim != 2 or arrays["partial"].ndim != 2:
+            raise ValueError("arrays of different lengths")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        logger.warning("question cache %s is unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
+        return None
+    return QuestionSet(**arrays)
