@@ -26,9 +26,22 @@ def setup() -> int:
         return world_size()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
+        check_gpus(int(os.environ.get("LOCAL_WORLD_SIZE", world)), torch.cuda.device_count())
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend)
     return world_size()
+
+
+def check_gpus(processes: int, gpus: int) -> None:
+    """One process per GPU: more processes on a node than visible GPUs is refused with the fix
+    (NCCL cannot share a device between ranks; CPU processes use gloo when no GPU is visible)."""
+    if processes > gpus:
+        from recbole_bundle.errors import BundleConfigError
+
+        raise BundleConfigError(
+            f"torchrun started {processes} processes on this node but only {gpus} GPU(s) are visible: use "
+            f"--nproc_per_node={gpus} (one process per GPU), or run the processes on CPU with gloo by "
+            f"hiding the GPUs (CUDA_VISIBLE_DEVICES= torchrun ...)")
 
 
 def active() -> bool:

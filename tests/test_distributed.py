@@ -60,7 +60,8 @@ def test_primitives_with_two_gloo_processes(tmp_path):
 def _torchrun(args: list[str], cwd: Path) -> str:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
            str(ROOT / "run_recbole_bundle.py"), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # CPU processes with gloo, also on a GPU machine (2 processes cannot share one GPU through NCCL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     first = done.stderr.find("Traceback")  # the failing rank's own traceback comes before torchrun's
     assert done.returncode == 0, done.stderr[max(first, 0):][:4000]
@@ -77,7 +78,7 @@ def _args(cfg: dict, model: str) -> list[str]:
 
 
 def test_two_processes_report_the_same_hitrate_as_one(mllm_config, tmp_path):
-    cfg = {**mllm_config, "valid_max_questions": 0, "eval_batch_size": 5}
+    cfg = {**mllm_config, "valid_max_questions": 0, "eval_batch_size": 5, "use_gpu": False}  # same device as the gloo ranks
     cfg.pop("valid_max_questions")
     one = run_recbole_bundle("LLMZeroShot", "sample", config_dict=cfg)["test_result"]["hitrate@1"]
     two = _results(_torchrun(_args(cfg, "LLMZeroShot"), tmp_path))
@@ -91,3 +92,12 @@ def test_two_process_training_runs_and_writes_one_checkpoint(mllm_config, tmp_pa
     assert len(results) == 2 and results[0] == results[1]
     saved = list(Path(mllm_config["checkpoint_dir"]).glob("*.pth"))
     assert len([p for p in saved if not p.name.endswith(".last.pth")]) == 1, saved
+
+
+def test_more_processes_than_gpus_is_refused_with_the_fix():
+    from recbole_bundle.distributed import check_gpus
+    from recbole_bundle.errors import BundleConfigError
+
+    check_gpus(1, 1)
+    with pytest.raises(BundleConfigError, match=r"2 processes .* only 1 GPU.*--nproc_per_node=1.*CUDA_VISIBLE_DEVICES="):
+        check_gpus(2, 1)

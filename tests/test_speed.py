@@ -155,7 +155,13 @@ def test_mixed_precision_switch(mllm_config):
 
     cfg, net, *_ = build(mllm_config, mixed_precision="bf16")
     trainer = BundleMLLMTrainer(cfg, net)
-    assert not isinstance(trainer._autocast(), torch.autocast)  # CPU: no autocast whatever the switch
+    ctx = trainer._autocast()
+    if torch.device(trainer.device).type == "cuda":  # the promise on a GPU: bf16 autocast when asked for
+        assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+        trainer.config["mixed_precision"] = "no"
+        assert not isinstance(trainer._autocast(), torch.autocast)
+    else:  # on CPU: no autocast whatever the switch
+        assert not isinstance(ctx, torch.autocast)
     trainer.config["mixed_precision"] = "fp8"
     with pytest.raises(BundleConfigError, match="mixed_precision"):
         trainer._autocast()

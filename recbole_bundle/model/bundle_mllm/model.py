@@ -59,10 +59,17 @@ class BundleMLLM(BundleChoiceModel):
         if bad:
             raise BundleConfigError(f"config key 'stages' has unknown stage(s) {bad}; use a list of {STAGES}")
         self.k = int(config["n_candidates"])
+        if int(config["candidates_per_prompt"]) < 1:
+            raise BundleConfigError(f"config key 'candidates_per_prompt' must be >= 1, got {config['candidates_per_prompt']}")
         self.per_prompt = min(self.k, int(config["candidates_per_prompt"]))
         self.scoring = config["scoring"]
         if self.scoring not in SCORINGS:
             raise BundleConfigError(f"config key 'scoring' must be one of {SCORINGS}, got {self.scoring!r}")
+        if self.scoring != "candidate" and self.stages and self.k > self.per_prompt:
+            raise BundleConfigError(
+                f"scoring={self.scoring} trains on one prompt holding all K options, but n_candidates={self.k} > "
+                f"candidates_per_prompt={self.per_prompt}; use scoring=candidate (trains and scores any K, "
+                f"splitting options across prompts) or n_candidates <= {self.per_prompt}")
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_partial = int(config["max_partial_items"])
         self.answer_loss = config["answer_loss"]
@@ -83,6 +90,7 @@ class BundleMLLM(BundleChoiceModel):
         self.llm = llm
         self.embed = llm.get_input_embeddings()
         hidden = self.embed.embedding_dim
+        dev = self.embed.weight.device  # everything the model adds lives beside the backbone's embeddings
 
         self.prompt = PromptBuilder(
             self.tokenizer, config["prompt_template"],
@@ -105,11 +113,11 @@ class BundleMLLM(BundleChoiceModel):
             feats, missing = zip(*(item_modality(config, dataset, n) for n in names))
             self.modalities = names
             for n, f in enumerate(feats):
-                self.register_buffer(f"feat_{n}", torch.from_numpy(f), persistent=False)
-            self.register_buffer("feat_missing", torch.from_numpy(np.stack(missing, 1)), persistent=False)
+                self.register_buffer(f"feat_{n}", torch.from_numpy(f).to(dev), persistent=False)
+            self.register_buffer("feat_missing", torch.from_numpy(np.stack(missing, 1)).to(dev), persistent=False)
             d = int(config["fusion_dim"])
-            self.fusion = ModalityFusion([f.shape[1] for f in feats], d, int(config["fusion_heads"]))
-            self.projector = Projector(d, hidden)
+            self.fusion = ModalityFusion([f.shape[1] for f in feats], d, int(config["fusion_heads"])).to(dev)
+            self.projector = Projector(d, hidden).to(dev)
             if config["separator"] == "soft":
                 # initialised at the hard separator's mean embedding, then learned
                 init_ids = self.tokenizer.encode(config["hard_separator_text"], add_special_tokens=False)
@@ -191,10 +199,11 @@ class BundleMLLM(BundleChoiceModel):
             if self._fused_cache is None:
                 all_items = torch.arange(self.n_items, device=items.device)
                 self._fused_cache = torch.cat([self._fuse(c) for c in all_items.split(4096)])
-            return self._fused_cache[items]
+            return self._fused_cache[items.to(self._fused_cache.device)]
         return self._fuse(items)
 
     def _fuse(self, items: torch.Tensor) -> torch.Tensor:
+        items = items.to(self.feat_missing.device)
         feats = [getattr(self, f"feat_{n}")[items] for n in range(len(self.modalities))]
         return self.projector(self.fusion(feats, self.feat_missing[items]))
 
@@ -347,7 +356,7 @@ class BundleMLLM(BundleChoiceModel):
         out = self.llm.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                                 pad_token_id=self.tokenizer.pad_token_id)
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)  # only new tokens (inputs_embeds)
-        scores = torch.full((len(texts), k), float("nan"))
+        scores = torch.full((len(texts), k), float("nan"), device=out.device)
         for b, text in enumerate(texts):
             choice = parse_letter(text, k)
             if choice is not None:
