@@ -4,7 +4,9 @@ On sparse bundle data most candidates share no bundle with the partial bundle, s
 scores are mostly 0 (on iFashion 93% of questions have all K scores 0) and ``argmax`` would pick among
 ties by position. Item-based CF conventionally falls back to popularity there: we add
 ``pop_tiebreak * count / max_count`` with a weight far below any non-zero cosine, so co-occurrence
-always decides first. Similarity itself is RecBole's (``ComputeSimilarity``).
+always decides first. Similarity itself is RecBole's (``ComputeSimilarity``). ``k: ~`` (the default) keeps
+every neighbour: a cap such as RecBole's usual 100 throws away co-occurrences wherever an item
+co-occurs with more items than that, which weakens the baseline on data with large bundles.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class ItemKNN(RecBoleItemKNN):
     """Summed cosine co-occurrence of a candidate with the bundle's items, ties broken by popularity."""
 
     def __init__(self, config, dataset) -> None:
+        if config["k"] is None:  # all neighbours: RecBole's ComputeSimilarity keeps the top-k of each item
+            config["k"] = dataset.item_num
         super().__init__(config, dataset)
         self.pred_mat = self.pred_mat.tocsr()
         counts = np.asarray(self.interaction_matrix.sum(axis=0)).ravel()
