@@ -16,11 +16,16 @@ what a pin cannot fix lives here:
   :func:`patch_numpy_aliases` restores them if someone installs numpy 2 despite the pin.
 * RecBole creates its log and checkpoint folders with a racy exists-then-mkdir (two torchrun ranks
   crash with FileExistsError): :func:`make_output_dirs` creates them first.
+* RecBole's code triggers pandas FutureWarnings and a timestamp notice that do not concern a user:
+  :func:`quiet_recbole_warnings` filters exactly those.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -56,19 +61,25 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu", *, what: str 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = str(e)
-        if "Weights only load failed" in detail:
-            reason = next((ln.strip() for ln in detail.splitlines() if "WeightsUnpickler error" in ln), "")
-            reason = reason.replace("WeightsUnpickler error:", "").strip() or "unsupported content"
+        code = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if code:  # the file names a Python callable to run on load (a class, a function, a __reduce__ payload)
             raise BundleDataError(
-                f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain "
-                f"data ({reason}), which could run code when loaded; recbole_bundle loads files with "
-                f"torch.load(weights_only=True) only. {fix[0].upper() + fix[1:]}"
+                f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain data "
+                f"(it would call {code.group(1)} when loaded), and recbole_bundle loads files with "
+                f"torch.load(weights_only=True) only, so that no file can run code. {fix[0].upper() + fix[1:]}"
             ) from None
-        raise BundleDataError(f"{path}: this {what} is truncated or corrupt ({detail[:200]}); {fix}") from None
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip() and "WeightsUnpickler" not in ln
+                       and "Check the documentation" not in ln), "")
+        if detail.startswith("Unsupported operand"):
+            detail += ": a plain pickle, or a checkpoint of an older recbole_bundle, is not loaded"
+        raise BundleDataError(
+            f"{path}: this {what} is truncated, corrupt or not a torch file ({detail[:200] or 'unreadable pickle'}); {fix}"
+        ) from None
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on damaged files
-        reason = (str(e).splitlines() or [""])[0][:200] or type(e).__name__
-        raise BundleDataError(f"{path}: this {what} is truncated or corrupt ({type(e).__name__}: {reason}); {fix}") from None
+        reason = (str(e).splitlines() or [""])[0][:200]
+        raise BundleDataError(
+            f"{path}: this {what} is truncated, corrupt or not a torch file ({type(e).__name__}{': ' + reason if reason else ''}); {fix}"
+        ) from None
 
 
 patch_numpy_aliases()
@@ -80,3 +91,29 @@ def make_output_dirs(config) -> None:
     (FileExistsError on one rank)."""
     os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
     os.makedirs(config["checkpoint_dir"], exist_ok=True)
+
+
+# --------------------------------------------------------------------------- output for people
+
+#: RecBole log lines that do not concern a recbole_bundle user (bundles have no timestamps; RecBole warns
+#: that ``rm_dup_inter: first`` then keeps the first row in file order, which is what is wanted).
+IRRELEVANT_LOG_MESSAGES = (re.compile(r"^Timestamp field has not been loaded or specified"),)
+
+
+class _DropIrrelevant(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not any(p.search(msg) for p in IRRELEVANT_LOG_MESSAGES)
+
+
+def quiet_recbole_warnings() -> None:
+    """Hide warnings users cannot act on: pandas FutureWarnings raised inside RecBole's own code (chained
+    ``fillna(inplace=True)``, ``Series.agg(len)``; pandas < 3 is required, so the code still works) and
+    RecBole's timestamp notice for ``rm_dup_inter``. Our own warnings and RecBole's other ones stay."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+    root = logging.getLogger()
+    if not any(isinstance(f, _DropIrrelevant) for f in root.filters):
+        root.addFilter(_DropIrrelevant())
+
+
+quiet_recbole_warnings()
