@@ -11,6 +11,7 @@ held-out items never reach training.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,34 +51,57 @@ def validate_atomic_file(path: Path, required: tuple[str, ...], separator: str =
     """Check an atomic file's header and that every line has one value per column.
 
     RecBole's own loader fails with pandas tracebacks on such files; this names file, line and fix.
+    A UTF-8 byte-order mark (BOM, written by some Windows editors) is accepted: the files are read as
+    ``utf-8-sig``, which skips it.
     """
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").rstrip("\r")
-        if not header:
-            raise BundleDataError(f"{path}: empty file; the first line must be a header like 'bundle_id:token<TAB>item_id:token'")
-        columns = header.split(separator)
-        names = []
-        for col in columns:
-            name, _, ftype = col.partition(":")
-            if ftype not in SUPPORTED_TYPES:
-                raise BundleDataError(
-                    f"{path}, line 1: column '{col}' must be 'name:type' with type one of {SUPPORTED_TYPES} "
-                    f"(columns are separated by a TAB)"
-                )
-            names.append(name)
-        for name in required:
-            if name not in names:
-                raise BundleDataError(f"{path}, line 1: required column '{name}:token' is missing (header: {header!r})")
-        n = len(columns)
-        for lineno, line in enumerate(f, start=2):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line:
-                continue
-            if line.count(separator) != n - 1:
-                raise BundleDataError(
-                    f"{path}, line {lineno}: expected {n} TAB-separated values ({header!r}), "
-                    f"got {line.count(separator) + 1}: {line[:80]!r}"
-                )
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            _validate_lines(path, f, required, separator)
+    except UnicodeDecodeError as e:
+        raise BundleDataError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8 "
+            f"(e.g. iconv -f latin1 -t utf-8 {path.name} > fixed && mv fixed {path.name})"
+        ) from None
+
+
+def _validate_lines(path: Path, f, required: tuple[str, ...], separator: str) -> None:
+    header = f.readline().rstrip("\n").rstrip("\r")
+    if not header:
+        raise BundleDataError(f"{path}: empty file; the first line must be a header like 'bundle_id:token<TAB>item_id:token'")
+    columns = header.split(separator)
+    names, types = [], {}
+    for col in columns:
+        name, _, ftype = col.partition(":")
+        if ftype not in SUPPORTED_TYPES:
+            raise BundleDataError(
+                f"{path}, line 1: column '{col}' must be 'name:type' with type one of {SUPPORTED_TYPES} "
+                f"(columns are separated by a TAB)"
+            )
+        names.append(name)
+        types[name] = ftype
+    for name in required:
+        if name not in names:
+            raise BundleDataError(f"{path}, line 1: required column '{name}:token' is missing (header: {header!r})")
+        if types[name] != "token":
+            raise BundleDataError(
+                f"{path}, line 1: column '{name}:{types[name]}' must be '{name}:token' (ids are tokens, not numbers); "
+                f"change the header"
+            )
+    n = len(columns)
+    rows = 0
+    for lineno, line in enumerate(f, start=2):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line:
+            continue
+        rows += 1
+        if line.count(separator) != n - 1:
+            raise BundleDataError(
+                f"{path}, line {lineno}: expected {n} TAB-separated values ({header!r}), "
+                f"got {line.count(separator) + 1}: {line[:80]!r}"
+            )
+    if rows == 0:
+        raise BundleDataError(f"{path}: only a header, no data rows; add one line per {'/'.join(required)} row "
+                              f"below the header")
 
 
 class BundleDataset(Dataset):
@@ -86,6 +110,8 @@ class BundleDataset(Dataset):
     def __init__(self, config) -> None:
         data_dir = ensure_atomic_files(config)
         name = config["dataset"]
+        if config["encoding"] is None or str(config["encoding"]).lower().replace("_", "-") in ("utf-8", "utf8"):
+            config["encoding"] = "utf-8-sig"  # the same text, and a BOM (Windows editors) is skipped, not a column name
         sep = config["field_separator"]
         validate_atomic_file(data_dir / f"{name}.inter", (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]), sep)
         if (data_dir / f"{name}.item").is_file():
@@ -102,8 +128,15 @@ class BundleDataset(Dataset):
             tokens = self.id2token(self.uid_field, small[:5])
             raise BundleDataError(
                 f"{self.dataset_path}/{self.dataset_name}.inter: {len(small)} bundle(s) have fewer than "
-                f"{self.config['min_bundle_size']} items (e.g. {list(tokens)}); a bundle needs at least one input "
+                f"{self.config['min_bundle_size']} items (e.g. {[str(t) for t in tokens]}); a bundle needs at least one input "
                 f"and one held-out item. Remove them from the file (or lower min_bundle_size if they are train-only)."
+            )
+        full = np.flatnonzero(sizes[1:] >= self.item_num - 1) + 1
+        if len(full):  # no negative exists for it: every sampler (ours and RecBole's) would draw forever
+            raise BundleDataError(
+                f"{self.dataset_path}/{self.dataset_name}.inter: bundle(s) {[str(t) for t in self.id2token(self.uid_field, full[:5])]} "
+                f"contain every item of the catalogue ({self.item_num - 1}), so no negative candidate exists; "
+                f"remove or split them"
             )
 
     # ------------------------------------------------------------------ split
@@ -134,9 +167,17 @@ class BundleDataset(Dataset):
 
     def _ratio_roles(self, uids: np.ndarray) -> np.ndarray:
         ratios = np.asarray(self.config["bundle_split_ratio"], dtype=float)
-        if ratios.shape != (3,) or (ratios < 0).any() or ratios.sum() <= 0:
-            raise BundleConfigError(f"config key 'bundle_split_ratio' must be 3 non-negative numbers, got {ratios.tolist()}")
-        ratios = ratios / ratios.sum()
+        if ratios.shape != (3,) or (ratios < 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
+            raise BundleConfigError(
+                f"config key 'bundle_split_ratio' must be 3 non-negative shares [train, valid, test] adding up to 1, "
+                f"got {ratios.tolist()}; e.g. [0.8, 0.1, 0.1]"
+            )
+        if ratios[1] <= 0 or ratios[2] <= 0:
+            raise BundleConfigError(
+                f"config key 'bundle_split_ratio' = {ratios.tolist()} leaves no {'valid' if ratios[1] <= 0 else 'test'} "
+                f"bundles: valid and test shares must be > 0 (validation early-stops training, test is what is "
+                f"reported); e.g. [0.8, 0.1, 0.1], or bundle_split: file with a role column"
+            )
         seed = self.config["split_seed"] if self.config["split_seed"] is not None else self.config["seed"]
         rng = np.random.default_rng(seed)
         bundles = np.unique(uids)
@@ -191,9 +232,17 @@ class BundleDataset(Dataset):
         train_mask = np.isin(roles, (_TRAIN, _VALID_IN, _TEST_IN))
         datasets = [self.copy(self.inter_feat[torch.from_numpy(train_mask)])]
         datasets[0].train_bundles = self._bundle_groups(roles == _TRAIN)
-        for code in (_VALID_IN, _TEST_IN):
+        for code, phase in ((_VALID_IN, "valid"), (_TEST_IN, "test")):
             ds = self.copy(self.inter_feat[torch.from_numpy(roles == code + 1)])
             ds.eval_bundles = self._eval_bundles(roles, code)
+            if len(ds.eval_bundles) == 0:
+                n_bundles = len(np.unique(self.inter_feat[self.uid_field].numpy()))
+                how = (f"no '{phase}_input'/'{phase}_gt' rows in the role column of {self.dataset_name}.inter; add them"
+                       if self.role_field in self.field2type and self.config["bundle_split"] != "ratio" else
+                       f"bundle_split_ratio {list(self.config['bundle_split_ratio'])} rounds to 0 of the {n_bundles} "
+                       f"bundles; raise the {phase} share or use more bundles")
+                raise BundleDataError(f"the split leaves no {phase} bundles ({how}); without them there is no "
+                                      f"{'early stopping' if phase == 'valid' else 'test result'}")
             datasets.append(ds)
         return datasets
 
@@ -233,11 +282,18 @@ class BundleDataset(Dataset):
                 f"feature '{name}' not found: {path} does not exist (available: {self.available_features()}); "
                 f"extract it (python -m recbole_bundle.features) or remove it from the config"
             )
-        with np.load(path, allow_pickle=False) as z:
-            if "tokens" not in z or "features" not in z:
-                raise BundleDataError(f"{path}: must hold arrays 'tokens' and 'features' (see dataset/README.md)")
-            tokens, feats = z["tokens"].astype(str), z["features"].astype(np.float32)
-            file_missing = z["missing"].astype(bool) if "missing" in z else np.zeros(len(tokens), bool)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "tokens" not in z or "features" not in z:
+                    raise BundleDataError(f"{path}: must hold arrays 'tokens' and 'features' (see dataset/README.md)")
+                tokens, feats = z["tokens"].astype(str), z["features"].astype(np.float32)
+                file_missing = z["missing"].astype(bool) if "missing" in z else np.zeros(len(tokens), bool)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise BundleDataError(
+                f"{path}: not a readable feature file ({type(e).__name__}: {str(e)[:120]}); it is truncated or not "
+                f"an .npz written by numpy.savez. Extract it again (python -m recbole_bundle.features "
+                f"--dataset={self.dataset_name} ...) or remove '{name}' from the config"
+            ) from None
         if feats.ndim != 2 or len(feats) != len(tokens):
             raise BundleDataError(f"{path}: 'features' must be [n, d] with n = len(tokens) = {len(tokens)}, got {feats.shape}")
         out = np.zeros((self.item_num, feats.shape[1]), dtype=np.float32)
