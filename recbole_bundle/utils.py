@@ -14,7 +14,8 @@ from recbole.utils import get_model as recbole_get_model
 
 from recbole_bundle.data.dataloader import ChoiceDataLoader, TrainQuestionLoader
 from recbole_bundle.data.dataset import BundleDataset
-from recbole_bundle.data.questions import NegativeSampler, build_eval_questions, cache_key, load_or_build
+from recbole_bundle.data.questions import (NegativeSampler, build_eval_questions, cache_key, load_or_build,
+                                          negatives_source_key)
 from recbole_bundle.errors import BundleConfigError
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def eval_questions(config, dataset, train_dataset, eval_dataset, phase: str):
     key = cache_key([
         config["dataset"], phase, k, strategy, qseed, config["neg_pop_alpha"], config["hard_neg_pool"],
         config["hard_neg_feature"], dataset.item_num, _item_token_hash(dataset), eval_dataset.eval_bundles.fingerprint(),
+        *negatives_source_key(config, dataset, train_dataset),  # popularity / hard: the graph or file they come from
     ])
     cache_dir = Path(config["data_path"]) / "questions" if config["question_cache"] else None
     name = f"{phase}_K{k}_{strategy}_seed{qseed}"

@@ -221,6 +221,23 @@ def check_train_bundles(sampler: NegativeSampler, k: int, bundle_items: Sequence
     sampler.check_k(k, int(sizes[j]), where=name)
 
 
+def negatives_source_key(config, dataset, train_dataset) -> list[str]:
+    """What the eval questions' negatives are drawn from, beyond the eval bundles (part of the cache key):
+    nothing for ``uniform``; the train graph for ``popularity`` and for ``hard`` from an SVD; the feature
+    file's size and modification time for ``hard`` with ``hard_neg_feature``. A changed source -> new key."""
+    strategy = config["neg_strategy"]
+    if strategy == "uniform":
+        return []
+    if strategy == "hard" and config["hard_neg_feature"]:
+        path = Path(dataset.feature_path(config["hard_neg_feature"]))
+        st = path.stat() if path.is_file() else None
+        return [f"feature:{path.name}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}"]
+    u = np.asarray(train_dataset.inter_feat[train_dataset.uid_field])
+    i = np.asarray(train_dataset.inter_feat[train_dataset.iid_field])
+    order = np.lexsort((i, u))
+    return ["train:" + hashlib.sha1(np.stack([u[order], i[order]]).astype(np.int64).tobytes()).hexdigest()[:12]]
+
+
 def cache_key(parts: Sequence[object]) -> str:
     return hashlib.sha1("|".join(map(str, (_CACHE_VERSION, *parts))).encode()).hexdigest()[:16]
 

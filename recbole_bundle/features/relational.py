@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import random
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -43,8 +44,11 @@ def lightgcn_item_features(config, train_dataset, epochs: int = 100, dim: int = 
     ).hexdigest()[:12]
     cache = Path(config["data_path"]) / "cache" / f"relational_lightgcn_{key}.npz"
     if cache.is_file():
-        with np.load(cache) as z:
-            return z["features"]
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return z["features"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # torn copy, disk error
+            logger.warning("relational feature cache %s is unreadable (%s: %s); rebuilding it", cache, type(e).__name__, e)
     lcfg = _lightgcn_config(config, config["dataset"], Path(config["data_path"]).parent, epochs, dim)
     feats = _train_lightgcn(lcfg, train_dataset, valid_q)
     atomic_save_npz(cache, features=feats)
