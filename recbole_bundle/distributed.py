@@ -3,8 +3,10 @@
 ``torchrun --nproc_per_node=N run_recbole_bundle.py --model=BundleMLLM ...`` starts N processes; each
 calls :func:`setup` (NCCL on GPUs, gloo on CPU; ``env://`` rendezvous from torchrun's variables).
 Training: every rank draws the SAME epoch of questions (same seed) and takes its strided shard (padded
-to equal length, as ``DistributedSampler`` does, so all ranks take the same number of steps); gradients
-of the trainable parameters are averaged before each optimizer step. Evaluation: each rank answers
+to equal length, as ``DistributedSampler`` does, so all ranks take the same number of steps); the loss
+is computed through torch's ``DistributedDataParallel`` (:func:`loss_function`), which starts every rank
+from rank 0's weights and averages the trainable gradients in ``backward``: one mechanism for every
+question-trained model (Bundle-MLLM, the LLM baselines, CLHE, a user's model). Evaluation: each rank answers
 its shard; answers are gathered and put back in question order, so every rank computes the metrics on
 all questions and N processes report exactly what one process reports. Only rank 0 writes files.
 Classic RecBole models keep RecBole's own ``nproc`` path.
@@ -91,20 +93,32 @@ def barrier() -> None:
         dist.barrier()
 
 
-def average_gradients(params) -> None:
-    """Average the gradients of ``params`` across ranks (one flat all-reduce)."""
+class _LossModule(torch.nn.Module):
+    """``model.calculate_loss`` as ``forward``: DDP synchronises the gradients of what ``forward`` runs."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, interaction):
+        return self.model.calculate_loss(interaction)
+
+
+def loss_function(model: torch.nn.Module):
+    """The training loss callable: ``model.calculate_loss`` in one process; under torchrun a
+    ``DistributedDataParallel`` wrapper of it (rank 0's weights broadcast now, gradients of the
+    parameters that require grad averaged in every ``backward``). Build it again whenever the set of
+    trainable parameters changes (a new Bundle-MLLM stage)."""
     if not active():
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+        return model.calculate_loss
+    from torch.nn.parallel import DistributedDataParallel
+
+    dev = next((p.device for p in model.parameters() if p.requires_grad), torch.device("cpu"))
+    return DistributedDataParallel(
+        _LossModule(model), device_ids=[dev] if dev.type == "cuda" else None,
+        broadcast_buffers=False,  # buffers are fixed features, identical on every rank
+        find_unused_parameters=True,  # a step may leave some trainable parameters out (e.g. no hybrid token)
+    )
 
 
 def gather_by_index(index: np.ndarray, n: int, *values: torch.Tensor) -> list[torch.Tensor]:

@@ -27,11 +27,10 @@ import torch
 from recbole.utils import set_color
 from tqdm import tqdm
 
-from recbole_bundle import distributed
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import atomic_torch_save
 from recbole_bundle.trainer.checkpoint import FORMAT, config_json, load_checkpoint, plain_result, restore_rng, rng_state
-from recbole_bundle.trainer.choice_trainer import ChoiceTrainer, _any_rank, grad_norm
+from recbole_bundle.trainer.choice_trainer import ChoiceTrainer, _any_rank, _release_ddp, grad_norm
 
 
 def _last_path(best_file: str) -> str:
@@ -102,19 +101,19 @@ class BundleMLLMTrainer(ChoiceTrainer):
         for n, batch in enumerate(batches, start=1):
             if bad is None:  # the rest of a dropped window is not worth a forward pass
                 with self._autocast():
-                    loss = self.model.calculate_loss(batch.to(self.device)) / self.accum
+                    loss = self._loss_function()(batch.to(self.device)) / self.accum
                 value = float(loss.item()) * self.accum
-                if math.isfinite(value):
+                if not _any_rank(not math.isfinite(value), self.device):  # every rank drops the same windows
                     loss.backward()
                     window_loss, window_n = window_loss + value, window_n + 1
                 else:
+                    _release_ddp(loss)
                     bad = f"loss ({value})"
             if n % self.accum == 0 or n == len(train_data):
                 step = (n - 1) // self.accum
                 if _any_rank(bad is not None, self.device):  # every rank skips the same windows
                     self._skip_step(epoch_idx, step, bad or "loss on another rank")
                 else:
-                    distributed.average_gradients(params)
                     norm = grad_norm(params, self.clip_grad_norm)
                     if not torch.isfinite(norm):
                         self._skip_step(epoch_idx, step, f"gradient (norm {norm.item()})")

@@ -38,6 +38,13 @@ class NonFiniteTraining(Exception):
     Raised inside the epoch loop and handled by :meth:`ChoiceTrainer.fit` (the run goes on)."""
 
 
+def _release_ddp(loss: torch.Tensor) -> None:
+    """Under DDP a forward pass expects its backward: a step skipped for a non-finite loss still runs a
+    zero-weighted backward (its gradients are dropped right after), so the ranks stay in step."""
+    if distributed.active() and loss.requires_grad:
+        (loss * 0.0).backward()
+
+
 def _any_rank(flag: bool, device) -> bool:
     """``flag`` OR-ed over every process of a torch.distributed group (torchrun, RecBole's DDP), so
     all ranks skip (or take) the same optimizer steps; ``flag`` itself in a single process."""
@@ -158,11 +165,22 @@ class ChoiceTrainer(Trainer):
                 f"(last at epoch {epoch_idx} step {step})"
             )
 
+    def _loss_function(self):
+        """``calculate_loss``; for question-trained models under torchrun, through torch DDP
+        (:func:`recbole_bundle.distributed.loss_function`: one model across ranks), rebuilt when the
+        set of trainable parameters changes (a new stage). RecBole's own models keep RecBole's ``nproc`` path."""
+        if not (distributed.active() and getattr(self.model, "train_on", None) == "questions"):
+            return self.model.calculate_loss
+        key = tuple(id(p) for p in self.model.parameters() if p.requires_grad)
+        if getattr(self, "_ddp_key", None) != key:
+            self._ddp_key, self._ddp_loss = key, distributed.loss_function(self.model)
+        return self._ddp_loss
+
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         """RecBole's ``Trainer._train_epoch`` with the non-finite guard: a NaN/inf loss or gradient
         skips the step (RecBole's ``_check_nan`` would end the run) and is left out of the epoch loss."""
         self.model.train()
-        loss_func = loss_func or self.model.calculate_loss
+        loss_func = loss_func or self._loss_function()
         total_loss = None
         iter_data = tqdm(train_data, total=len(train_data), ncols=100,
                          desc=set_color(f"Train {epoch_idx:>5}", "pink")) if show_progress else train_data
@@ -182,6 +200,7 @@ class ChoiceTrainer(Trainer):
             loss = sum(losses) if isinstance(losses, tuple) else losses
             value = float(loss.item())
             if _any_rank(not math.isfinite(value), self.device):
+                _release_ddp(loss)
                 self._skip_step(epoch_idx, batch_idx, f"loss ({value})")
                 continue
             if isinstance(losses, tuple):
