@@ -13,11 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from recbole_bundle.errors import BundleError
+from recbole_bundle.errors import EXIT_INTERRUPTED, EXIT_USAGE, BundleError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # allow_abbrev=False: '--seed=7' is the config key seed, never an abbreviation of --seeds
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--model", "-m", default="BundleMLLM", help="model name, or a comma-separated list to compare")
     parser.add_argument("--dataset", "-d", default="sample", help="dataset name (see dataset/README.md)")
     parser.add_argument("--config_files", default=None, help="space- or comma-separated yaml files")
@@ -27,13 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
 
     from recbole_bundle import distributed
+    from recbole_bundle.config import parse_int_list
     from recbole_bundle.quick_start import compare, run_recbole_bundle, save_curve
 
     files = args.config_files.replace(",", " ").split() if args.config_files else None
     models = [m for m in args.model.split(",") if m]
     try:
+        if not models:
+            raise BundleError("--model is empty; give a model name, e.g. --model=LightGCN, or a list: --model=Pop,BPR")
         if len(models) > 1 or args.seeds:
-            seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [2020]
+            seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else [2020]
             out = compare(models, args.dataset, seeds, files, cmd_args=rest, out_dir=args.out_dir,
                           proposed=[p for p in args.proposed.split(",") if p])
             sys.stdout.write(out["tables"]["md"].read_text())
@@ -44,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
                             f"{models[0]} on {args.dataset} (seed {result['seed']})", result["config"]["valid_metric"])
             for key, value in result["test_result"].items():
                 sys.stdout.write(f"{key}: {value}\n")
-    except BundleError as e:
+    except BundleError as e:  # usage / config / data error: one message, exit 2 (README "Bad input")
         sys.stderr.write(f"error: {e}\n")
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
     return 0
 
 

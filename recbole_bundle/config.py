@@ -103,6 +103,20 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def parse_int_list(text: str, flag: str, minimum: int | None = None) -> list[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]`` for a command-line flag, or one message naming the flag and the fix."""
+    parts = [t.strip() for t in str(text).split(",") if t.strip()]
+    try:
+        values = [int(t) for t in parts]
+    except ValueError:
+        raise BundleConfigError(f"{flag}={text!r} must be comma-separated integers, e.g. {flag}=1,2,3") from None
+    if not values:
+        raise BundleConfigError(f"{flag} is empty; give comma-separated integers, e.g. {flag}=1,2,3")
+    if minimum is not None and min(values) < minimum:
+        raise BundleConfigError(f"{flag}={text!r}: every value must be >= {minimum}")
+    return values
+
+
 # --------------------------------------------------------------------------- known keys and types
 
 
@@ -250,7 +264,8 @@ def resolve_model(model: str | type) -> type:
         raise BundleConfigError(
             f"model '{getattr(cls, '__name__', cls)}' is a RecBole {kind} model, which needs "
             f"{'sequences' if mtype == ModelType.SEQUENTIAL else 'context features' if mtype in (ModelType.CONTEXT, ModelType.DECISIONTREE) else 'a knowledge graph' if mtype == ModelType.KNOWLEDGE else 'other inputs'}"
-            f"; recbole_bundle runs its own models ({', '.join(_plugin_model_names())}) and RecBole's general "
+            f"; recbole_bundle runs its own models ({', '.join(n for n in _plugin_model_names() if n != 'BundleChoiceModel')}) "
+            f"and RecBole's general "
             f"and traditional models on the bundle–item graph (e.g. Random, Pop, ItemKNN, BPR, LightGCN, NeuMF)"
         )
     return cls
@@ -510,10 +525,10 @@ class BundleConfig(Config):
         stages = c.get("stages")
         zero_shot = isinstance(stages, (list, tuple)) and len(stages) == 0
         epochs = c.get("epochs")
-        if c.get("MODEL_TYPE") != ModelType.TRADITIONAL and not zero_shot:
-            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-                self._fail("epochs", f"must be >= 1 for the trained model {self.model}: 0 epochs would score an "
-                           "untrained model", "give at least 1 (zero-shot models such as LLMZeroShot have no epochs)")
+        if not zero_shot and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            self._fail("epochs", f"must be >= 1 for {self.model}, a model that is fitted to the training data: 0 "
+                       "epochs would score an untrained model", "give at least 1 (zero-shot models such as "
+                       "LLMZeroShot have no epochs)")
         self._check_device()
 
     def _check_device(self) -> None:

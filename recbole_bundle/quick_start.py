@@ -41,14 +41,17 @@ def run_recbole_bundle(
     make_output_dirs(config)
     init_logger(config)
     logger = getLogger()
-    logger.info(config)
+    log_file = file_only_on_screen(logger)
+    logger.info(config, extra=FILE_ONLY)  # the full config goes to the log file, not the screen
+    if log_file:
+        logger.info("%s on %s: full config in %s", config["model"], config["dataset"], log_file)
 
     data = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, data)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     net = config.model_class(config, train_data.dataset).to(config["device"])
-    logger.info(net)
+    logger.info(net, extra=FILE_ONLY)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"], config.model_class)(config, net)
     if config["resume_checkpoint"]:
         trainer.resume_checkpoint(config["resume_checkpoint"])
@@ -98,12 +101,32 @@ def run_variants(
     metrics: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run each ``(label, model, config overrides)`` for every seed; tables ``<name>.md/csv/tex``, a JSONL
-    run log and one training-curve PNG per trained run (``curves/``, needs matplotlib) in ``out_dir``."""
-    from recbole_bundle.tables import append_run_log, write_tables
+    run log and one training-curve PNG per trained run (``curves/``, needs matplotlib) in ``out_dir``.
 
+    After every finished run the tables are rebuilt from the run log under its lock, so a killed
+    comparison keeps the tables of the runs it finished, and two comparisons writing to one ``out_dir``
+    end in one table holding both (:func:`recbole_bundle.tables.log_run_and_write_tables`).
+    """
+    from recbole_bundle.config import parse_cmd_args
+    from recbole_bundle.errors import BundleConfigError
+    from recbole_bundle.tables import log_run_and_write_tables
+
+    given, _ = parse_cmd_args(cmd_args or [])
+    for key in ("seed", *sorted({k for _, _, o in variants for k in o})):
+        if key in given or (key == "seed" and "seed" in (config_dict or {})):
+            raise BundleConfigError(
+                f"--{key}={given.get(key, (config_dict or {}).get(key))} would override the {'seeds' if key == 'seed' else key} "
+                f"this comparison sets for each run ({'--seeds=...' if key == 'seed' else 'its variants'}), so every run "
+                f"would silently use the same value; {'pass the seeds as --seeds=1,2,3' if key == 'seed' else 'drop --' + key}"
+            )
+    labels = [label for label, _, _ in variants]
+    unknown = [p for p in proposed if p not in labels]
+    if unknown:  # checked before hours of training, not when the table is written
+        raise BundleConfigError(f"--proposed {unknown} is not among the models run {labels}; check the spelling")
     out = Path(out_dir)
     log_path = out / f"{dataset}_runs.jsonl"
     records = []
+    tables: dict[str, Path] = {}
     for label, model, overrides in variants:
         for seed in seeds:
             result = run_recbole_bundle(model, dataset, config_file_list,
@@ -111,14 +134,44 @@ def run_variants(
             record = {"model": label, "seed": int(seed), "metrics": result["test_result"]}
             records.append(record)
             if distributed.is_main():
-                append_run_log(log_path, {**record, "valid": result["best_valid_result"], "curve": result["curve"],
-                                          "config": result["config"]})
+                protocol = {k: result["config"].get(k) for k in PROTOCOL_KEYS if k not in overrides}
+                tables = log_run_and_write_tables(
+                    log_path, {**record, "valid": result["best_valid_result"], "curve": result["curve"],
+                               "protocol": protocol, "config": result["config"]},
+                    out, name, proposed=[p for p in proposed if p in {r["model"] for r in records}] if proposed else (),
+                    metrics=metrics)
                 if len(result["curve"]) > 1:
                     save_curve(result["curve"], out / "curves" / f"{dataset}_{_slug(label)}_seed{seed}.png",
                                 f"{label} on {dataset} (seed {seed})", result["config"]["valid_metric"])
             logging.getLogger(__name__).info("%s seed %s: %s", label, seed, result["test_result"])
-    tables = write_tables(records, out, name=name, proposed=proposed, metrics=metrics) if distributed.is_main() else {}
     return {"records": records, "tables": tables, "log": log_path}
+
+
+#: Settings that define the questions a run answers: runs that differ in one of them are not averaged
+#: into one table row (keys a study varies on purpose are left out per run).
+PROTOCOL_KEYS = ("dataset", "n_candidates", "neg_strategy", "neg_pop_alpha", "hard_neg_pool", "hard_neg_feature",
+                 "question_seed", "bundle_split", "bundle_split_ratio", "split_seed", "eval_input_ratio",
+                 "valid_max_questions", "test_max_questions", "data_path")
+
+#: ``extra=`` for log records meant for the log file only (the full config, the model's repr).
+FILE_ONLY = {"file_only": True}
+
+
+class _NotOnScreen(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
+def file_only_on_screen(logger: logging.Logger) -> str | None:
+    """Keep records logged with ``extra=FILE_ONLY`` off the screen handlers (they still reach the log file);
+    returns the log file's path, if there is one."""
+    log_file = None
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            log_file = handler.baseFilename
+        elif isinstance(handler, logging.StreamHandler) and not any(isinstance(f, _NotOnScreen) for f in handler.filters):
+            handler.addFilter(_NotOnScreen())
+    return log_file
 
 
 def _slug(label: str) -> str:

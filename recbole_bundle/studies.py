@@ -23,7 +23,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from recbole_bundle.errors import BundleConfigError, BundleError
+from recbole_bundle.config import parse_int_list
+from recbole_bundle.errors import BundleConfigError, BundleError, cli_main  # noqa: F401
 from recbole_bundle.quick_start import run_recbole_bundle, run_variants
 
 STUDIES = ("separator", "stages", "modalities", "negatives", "k", "ranking")
@@ -88,22 +89,12 @@ def _ranking_metrics(ranked: np.ndarray, truth: list[set], ks: Sequence[int]) ->
     return {**Recall(cfg).calculate_metric(struct), **NDCG(cfg).calculate_metric(struct)}
 
 
-def full_scores(net, interaction) -> torch.Tensor:
-    """``[B, n_items]`` catalogue scores: the model's ``full_sort_scores`` (CLHE) or RecBole's ``full_sort_predict``."""
-    if hasattr(net, "full_sort_scores"):
-        return net.full_sort_scores(interaction)
-    from recbole.data.interaction import Interaction
-
-    users = Interaction({net.USER_ID: interaction[net.USER_ID]}).to(net.device)
-    return net.full_sort_predict(users).reshape(len(interaction[net.USER_ID]), -1)
-
-
 def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: Sequence[int], seed: int, out: Path,
                   config_dict: dict | None, cmd_args: Sequence[str]) -> dict[str, Any]:
     """The retriever ranks the whole catalogue for each test bundle; the reranker re-orders its top-N by
     letter scoring in chunks (tournament). Recall@K / NDCG@K of both against the held-out items."""
-    from recbole_bundle.data.dataloader import PARTIAL, questions_to_interaction
-    from recbole_bundle.model.base import score_candidates, with_candidates
+    from recbole_bundle.complete import rerank, retrieve
+    from recbole_bundle.data.dataloader import questions_to_interaction
     from recbole_bundle.tables import write_tables
 
     if max(ks) > top_n:
@@ -124,14 +115,9 @@ def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: S
     with torch.no_grad():
         for s in range(0, len(rows), 64):
             batch = questions_to_interaction(qs, rows[s : s + 64], uid).to(ret_net.device)
-            scores = full_scores(ret_net, batch).float().clone()
-            scores[:, 0] = -torch.inf
-            scores.scatter_(1, batch[PARTIAL], -torch.inf)  # the partial bundle's own items are not answers
-            top = scores.topk(top_n, dim=1).indices
-            retrieved.append(top.cpu())
-            rerank_q = with_candidates(batch.to(rer_net.device), top.to(rer_net.device))
-            order = score_candidates(rer_net, rerank_q).argsort(-1, descending=True)  # any model can rerank
-            reranked.append(top.gather(1, order.to(top.device)).cpu())
+            top, _ = retrieve(ret_net, batch, top_n)  # the catalogue minus the partial bundle (shared with complete)
+            retrieved.append(top)
+            reranked.append(rerank(rer_net, batch, top)[0])  # any model can rerank
     truths = [truth[int(b)] for b in qs.bundle[rows]]
     records = [
         {"model": f"{retriever} (retriever, top {top_n})", "seed": seed, "metrics": _ranking_metrics(torch.cat(retrieved).numpy(), truths, ks)},
@@ -143,7 +129,7 @@ def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: S
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m recbole_bundle.studies", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--study", required=True, choices=STUDIES)
     p.add_argument("--dataset", default="sample")
     p.add_argument("--models", default="ItemKNN,LightGCN,CLHE,BundleMLLM", help="negatives / k: comma-separated models")
@@ -157,11 +143,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     out = Path(args.out_dir) / args.dataset
     models = [m for m in args.models.split(",") if m]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_int_list(args.seeds, "--seeds")
     if args.study == "ranking":
-        ks = [int(k) for k in (args.ks if args.ks != p.get_default("ks") else "5,10,20").split(",")]
+        ks = parse_int_list(args.ks if args.ks != p.get_default("ks") else "5,10,20", "--ks", minimum=1)
         return ranking_study(args.dataset, args.retriever, args.reranker, args.top_n, ks, seeds[0], out, None, rest)
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = parse_int_list(args.ks, "--ks", minimum=2)
     if args.study == "k":
         return k_study(args.dataset, models, ks, seeds, out, None, rest)
     return run_variants(variants_for(args.study, args.dataset, models, ks, rest), args.dataset, seeds, cmd_args=rest,
@@ -169,8 +155,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        result = main()
-        sys.stdout.write(Path(result["tables"]["md"]).read_text())
-    except BundleError as err:
-        sys.exit(f"error: {err}")
+    sys.exit(cli_main(lambda: sys.stdout.write(Path(main()["tables"]["md"]).read_text())))

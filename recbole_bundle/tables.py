@@ -3,8 +3,8 @@
 A *run record* is ``{"model": str, "seed": int, "metrics": {name: float, ...}}``; metric names
 are RecBole-style lower case (``hitrate@1``, ``validratio``, ``hitrate@1(valid)``) and a run may
 lack some of them.  Per model and metric the tables show ``mean ± std`` over the seeds that
-report the metric, where std is the *sample* standard deviation (``ddof=1``) and 0.0 for a
-single seed.  The best mean per metric is bold; a final "Improvement" row gives the relative gain
+report the metric, where std is the *sample* standard deviation (``ddof=1``; a cell of a single
+seed shows the value alone, the CSV gives its std as 0.0).  The best mean per metric is bold; a final "Improvement" row gives the relative gain
 (in %) of the best proposed model over the best baseline (every model not in ``proposed``), or,
 when nothing is marked proposed, of the best model over the second best.  All metrics are
 bigger-is-better unless named in ``smaller_is_better``; the gain is signed so that positive
@@ -41,6 +41,7 @@ __all__ = [
     "format_latex",
     "write_tables",
     "append_run_log",
+    "log_run_and_write_tables",
     "read_run_log",
 ]
 
@@ -240,8 +241,9 @@ def _cell(row: Mapping[str, Any], metric: str, decimals: int, pm: str, missing: 
     mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
     if mean is None:
         return missing
-    text = f"{mean:.{decimals}f}{pm}{std:.{decimals}f}"
     n = row.get(f"{metric}_n", row["n_seeds"])
+    # one seed has no spread: "0.4100", not "0.4100 ± 0.0000" (which would read as a measured zero std)
+    text = f"{mean:.{decimals}f}" if n <= 1 else f"{mean:.{decimals}f}{pm}{std:.{decimals}f}"
     if n < row["n_seeds"]:
         text += f" (n={n})"
     return text
@@ -386,27 +388,85 @@ def append_run_log(path: PathLike, record: Mapping[str, Any]) -> None:
     is rewritten via :func:`atomic_write_text`, so a crash never leaves a partial line, and an
     advisory lock (``<path>.lock``) serialises concurrent appenders.
     """
+    path = Path(path)
+    with _locked(path):
+        _append_unlocked(path, record)
+
+
+def _append_unlocked(path: Path, record: Mapping[str, Any]) -> None:
     if not isinstance(record, Mapping):
         raise BundleConfigError(f"append_run_log needs a dict record, got {type(record).__name__}")
-    path = Path(path)
     line = json.dumps(_jsonable(record), ensure_ascii=False, allow_nan=False)
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    if existing and not existing.endswith("\n"):
+        existing += "\n"
+    atomic_write_text(path, existing + line + "\n")
+
+
+def _compatible_protocols(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Keys both protocols set to different values (a key one run varies on purpose is in neither)."""
+    return [k for k in a if k in b and a[k] != b[k]]
+
+
+def log_run_and_write_tables(log_path: PathLike, record: Mapping[str, Any], out_dir: PathLike, name: str,
+                             **table_options: Any) -> dict[str, Path]:
+    """Append ``record`` to the run log and rebuild table ``name`` from the log, under the log's lock.
+
+    The table holds every logged run of that table (``record["table"] == name``), the latest one per
+    (model, seed), whose ``protocol`` (the settings that define the questions: dataset, K, negatives,
+    split, ...) agrees with this run's: two comparisons written into one ``out_dir`` one after the other,
+    or at the same time, end in one table holding both, and runs of another protocol are left out with a
+    warning instead of being averaged in. ``table_options`` go to :func:`write_tables`.
+    """
+    import logging
+
+    path = Path(log_path)
     with _locked(path):
-        existing = path.read_text(encoding="utf-8") if path.exists() else ""
-        if existing and not existing.endswith("\n"):
-            existing += "\n"
-        atomic_write_text(path, existing + line + "\n")
+        _append_unlocked(path, {**record, "table": name})
+        rows = [r for r in read_run_log(path, strict=False) if r.get("table") == name]
+        mine = record.get("protocol") or {}
+        latest: dict[tuple, dict] = {}
+        left_out: dict[str, set] = {}
+        for r in rows:
+            clash = _compatible_protocols(mine, r.get("protocol") or {})
+            if clash:
+                for k in clash:
+                    left_out.setdefault(k, set()).add(json.dumps(r["protocol"][k]))
+                continue
+            latest.pop((r.get("model"), r.get("seed")), None)  # the latest run of a (model, seed) counts
+            latest[(r.get("model"), r.get("seed"))] = {"model": r.get("model"), "seed": r.get("seed"),
+                                                       "metrics": r.get("metrics", {})}
+        if left_out:
+            logging.getLogger(__name__).warning(
+                "%s: table '%s' leaves out earlier runs made with other settings (%s); this run used %s. Write "
+                "to another --out_dir to keep both tables", path, name,
+                "; ".join(f"{k} = {', '.join(sorted(v))}" for k, v in left_out.items()),
+                ", ".join(f"{k} = {json.dumps(mine[k])}" for k in left_out))
+        return write_tables(list(latest.values()), out_dir, name=name, **table_options)
 
 
-def read_run_log(path: PathLike) -> list[dict]:
-    """Parse a file written by :func:`append_run_log` (blank lines skipped)."""
+def read_run_log(path: PathLike, strict: bool = True) -> list[dict]:
+    """Parse a file written by :func:`append_run_log` (blank lines skipped).
+
+    ``strict=False`` skips a line that is not valid JSON with a warning instead of failing (tables are
+    rebuilt from the log after every run: one damaged line must not lose the others).
+    """
+    import logging
+
     path = Path(path)
     out: list[dict] = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise json.JSONDecodeError("not a JSON object", line, 0)
+            out.append(rec)
         except json.JSONDecodeError as exc:
+            if not strict:
+                logging.getLogger(__name__).warning("%s:%d: not a JSON run record (%s); line skipped", path, lineno, exc.msg)
+                continue
             raise BundleConfigError(f"{path}:{lineno}: not valid JSON ({exc.msg}); "
                                     "fix or delete that line") from exc
     return out

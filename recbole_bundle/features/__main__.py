@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recbole_bundle.errors import BundleError
+from recbole_bundle.errors import BundleConfigError, BundleDataError, BundleError, cli_main  # noqa: F401
 
 MODALITIES = ("visual", "audio", "text", "relational", "cf")
 
 
 def parse_args(argv: Sequence[str] | None):
     p = argparse.ArgumentParser(prog="python -m recbole_bundle.features", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--dataset", required=True)
     p.add_argument("--modality", required=True, choices=MODALITIES)
     p.add_argument("--name", help="feature name in the file name (default: the modality)")
@@ -54,6 +54,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
     from recbole_bundle.features.media import AUDIO_EXTS, IMAGE_EXTS, index_media
     from recbole_bundle.utils import create_dataset
 
+    if args.batch_size < 1 or args.epochs < 1:
+        raise BundleConfigError(f"--batch-size ({args.batch_size}) and --epochs ({args.epochs}) must be >= 1")
+    check_device(args.device)
+    if args.modality in ("visual", "audio"):  # before the dataset is loaded: a wrong folder fails at once
+        flag = "images" if args.modality == "visual" else "audio"
+        folder = getattr(args, flag)
+        if not folder or not Path(folder).is_dir():
+            raise BundleConfigError(f"--modality={args.modality} needs --{flag}=<folder of <item token>.<ext> files>; "
+                                    f"got {folder!r}, which is not a folder")
     model = "LightGCN" if args.modality in ("relational", "cf") else "Pop"
     config = BundleConfig(model, args.dataset, config_dict={"show_progress": not args.no_progress}, cmd_args=rest)
     dataset = create_dataset(config)
@@ -72,18 +81,34 @@ def main(argv: Sequence[str] | None = None) -> Path:
     else:
         flag, exts = ("images", IMAGE_EXTS) if args.modality == "visual" else ("audio", AUDIO_EXTS)
         folder = getattr(args, flag)
-        if not folder or not Path(folder).is_dir():
-            raise BundleError(f"--modality={args.modality} needs --{flag}=<folder of <item token>.<ext> files>; "
-                              f"got {folder!r}, which is not a folder")
         files = index_media(Path(folder), exts)
+        tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field][1:]]
+        if not set(files) & set(tokens):  # nothing to encode: refuse instead of writing a 0-wide feature file
+            raise BundleDataError(
+                f"--{flag}={folder} holds no media file of a {args.dataset} item: found {len(files)} file(s) with "
+                f"extensions {', '.join(exts)}{' (e.g. ' + ', '.join(sorted(files)[:3]) + ')' if files else ''}, but "
+                f"files must be named <item token>.<ext>, e.g. {tokens[0]}{exts[0]} for item '{tokens[0]}'"
+            )
         source, describe = files.get, {"source": str(Path(folder).resolve())}
     encoder = build_encoder(args.modality, args.backend, args.encoder, args.device, **options)
     return extract_encoder_features(dataset, encoder, source, args.name or args.modality, args.batch_size,
                                     restart=args.restart, show_progress=not args.no_progress, describe=describe)
 
 
-if __name__ == "__main__":
+def check_device(device: str) -> None:
+    """``--device`` must name a device this machine has (no silent CPU fallback, no torch traceback)."""
+    import torch
+
     try:
-        print(main())
-    except BundleError as err:
-        sys.exit(f"error: {err}")
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise BundleConfigError(f"--device={device!r} is not a torch device; use cpu, cuda or cuda:<index>") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BundleConfigError(f"--device={device} asks for a GPU but torch.cuda.is_available() is False on this "
+                                f"machine; run on a CUDA machine or use --device=cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise BundleConfigError(f"--device={device!r} is not supported; use cpu, cuda or cuda:<index>")
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(lambda: sys.stdout.write(f"{main()}\n")))
