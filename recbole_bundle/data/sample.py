@@ -645,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     """Command line: ``python -m recbole_bundle.data.sample --out dataset/sample``."""
     parser = argparse.ArgumentParser(
         prog="python -m recbole_bundle.data.sample",
-        description="Generate the small deterministic SYNTHETIC fashion-outfit dataset.")
+        description="Generate the small deterministic SYNTHETIC fashion-outfit dataset.", allow_abbrev=False)
     parser.add_argument("--out", required=True, help="output folder, e.g. dataset/sample")
     parser.add_argument("--dataset", default="sample", help="dataset name (file prefix)")
     parser.add_argument("--n-items", type=int, default=600)
