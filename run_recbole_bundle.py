@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default=None, help="comma-separated seeds: run each model once per seed and write tables")
     parser.add_argument("--out_dir", default="results", help="where comparison tables and run logs go")
     parser.add_argument("--proposed", default="", help="comma-separated models whose gain over the best baseline is reported")
+    parser.add_argument("--model_file", default=None,
+                        help="test only: a saved run (saved/<run>.pth or a save_pretrained folder) answers the test "
+                             "questions, no training; model, dataset and config come from it")
     args, rest = parser.parse_known_args(argv)
 
     from recbole_bundle import distributed
@@ -35,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     files = args.config_files.replace(",", " ").split() if args.config_files else None
     models = [m for m in args.model.split(",") if m]
     try:
+        if args.model_file:  # test only: the saved run's model answers its test questions
+            from recbole_bundle.inference import evaluate_saved
+
+            for key, value in evaluate_saved(args.model_file, cmd_args=rest)["test_result"].items():
+                sys.stdout.write(f"{key}: {value}\n")
+            return 0
         if not models:
             raise BundleError("--model is empty; give a model name, e.g. --model=LightGCN, or a list: --model=Pop,BPR")
         if len(models) > 1 or args.seeds:

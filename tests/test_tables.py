@@ -9,6 +9,7 @@ from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.tables import (
     append_run_log,
     display_metric_name,
+    log_run_and_write_tables,
     read_run_log,
     summarize,
     write_tables,
@@ -66,6 +67,17 @@ def test_mean_and_sample_std_over_three_seeds():
 def test_single_seed_std_is_zero():
     rows = summarize([{"model": "A", "seed": 0, "metrics": {HR: 0.3}}])
     assert rows[0][f"{HR}_mean"] == 0.3 and rows[0][f"{HR}_std"] == 0.0
+
+
+def test_single_seed_cells_show_no_zero_std(tmp_path):
+    """'0.3000 ± 0.0000' reads as a measured zero spread; one seed has none."""
+    recs = [{"model": "A", "seed": 0, "metrics": {HR: 0.3}}, {"model": "B", "seed": 0, "metrics": {HR: 0.2}},
+            {"model": "B", "seed": 1, "metrics": {HR: 0.4}}]
+    paths = write_tables(recs, tmp_path)
+    md, tex = md_rows(paths["md"].read_text()), tex_rows(paths["tex"].read_text())
+    assert md["A"][2] == "0.3000" and tex["A"][1] == "0.3000"
+    assert md["B"][2] == f"**0.3000 ± {np.std([0.2, 0.4], ddof=1):.4f}**"
+    assert "±" not in md["A"][2] and r"\pm" not in tex["A"][1]
 
 
 def test_best_marked_per_metric_in_md_and_tex(tmp_path):
@@ -261,3 +273,62 @@ def test_run_log_crash_leaves_file_intact(tmp_path, monkeypatch):
     assert log.read_text() == before
     append_run_log(log, {"seed": 2})
     assert [r["seed"] for r in read_run_log(log)] == [0, 2]
+
+
+def _run(model, seed, hr, k=10):
+    return {"model": model, "seed": seed, "metrics": {HR: hr}, "protocol": {"dataset": "d", "n_candidates": k}}
+
+
+def test_tables_rebuilt_from_the_run_log_hold_every_comparison_into_one_out_dir(tmp_path):
+    """Two comparisons into one out_dir used to leave a table holding only the last writer's models."""
+    log = tmp_path / "d_runs.jsonl"
+    for rec in (_run("Pop", 1, 0.1), _run("Pop", 2, 0.2)):  # first comparison
+        paths = log_run_and_write_tables(log, rec, tmp_path, "cmp")
+    for rec in (_run("BPR", 1, 0.3), _run("Pop", 2, 0.4)):  # second one, reruns Pop seed 2
+        paths = log_run_and_write_tables(log, rec, tmp_path, "cmp")
+    rows = {r["model"]: r for r in csv.DictReader(paths["csv"].open())}
+    assert set(rows) == {"Pop", "BPR"}
+    assert float(rows["Pop"][f"{HR}_mean"]) == pytest.approx((0.1 + 0.4) / 2)  # the latest Pop seed-2 run counts
+    assert rows["Pop"]["n_seeds"] == "2" and float(rows["BPR"][f"{HR}_mean"]) == 0.3
+    log_run_and_write_tables(log, _run("Random", 1, 0.05), tmp_path, "other")  # another table in the same log
+    assert "Random" not in paths["md"].read_text()
+    assert len(read_run_log(log)) == 5
+
+
+def test_runs_of_another_protocol_are_left_out_with_a_warning(tmp_path, caplog):
+    import logging
+
+    log = tmp_path / "d_runs.jsonl"
+    log_run_and_write_tables(log, _run("Pop", 1, 0.1, k=20), tmp_path, "cmp")
+    with caplog.at_level(logging.WARNING):
+        paths = log_run_and_write_tables(log, _run("BPR", 1, 0.3, k=10), tmp_path, "cmp")
+    assert "Pop" not in paths["md"].read_text() and "BPR" in paths["md"].read_text()
+    assert "leaves out earlier runs made with other settings (n_candidates = 20); this run used n_candidates = 10" in caplog.text
+
+
+def test_a_damaged_log_line_is_skipped_when_tables_are_rebuilt(tmp_path, caplog):
+    log = tmp_path / "d_runs.jsonl"
+    log_run_and_write_tables(log, _run("Pop", 1, 0.1), tmp_path, "cmp")
+    log.write_text(log.read_text() + "{not json\n")
+    paths = log_run_and_write_tables(log, _run("BPR", 1, 0.3), tmp_path, "cmp")
+    assert {"Pop", "BPR"} <= set(md_rows(paths["md"].read_text()))
+    assert "not a JSON run record" in caplog.text
+    with pytest.raises(BundleConfigError, match=r"d_runs\.jsonl:2: not valid JSON.*fix or delete that line"):
+        read_run_log(log)
+
+
+def _writer(args):
+    log, out, model = args
+    for seed in range(4):
+        log_run_and_write_tables(log, _run(model, seed, 0.1 * seed), out, "cmp")
+
+
+def test_concurrent_comparisons_into_one_out_dir_lose_no_run(tmp_path):
+    import multiprocessing as mp
+
+    log = tmp_path / "d_runs.jsonl"
+    with mp.get_context("fork").Pool(3) as pool:
+        pool.map(_writer, [(log, tmp_path, m) for m in ("A", "B", "C")])
+    assert len(read_run_log(log)) == 12
+    rows = {r["model"]: r for r in csv.DictReader((tmp_path / "cmp.csv").open())}
+    assert set(rows) == {"A", "B", "C"} and all(r["n_seeds"] == "4" for r in rows.values())

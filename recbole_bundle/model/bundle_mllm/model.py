@@ -180,17 +180,30 @@ class BundleMLLM(BundleChoiceModel):
             )
         self._clear_caches()
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the LoRA adapter (peft format) and fusion/projector/separator weights to ``directory``."""
-        from recbole_bundle.io import atomic_torch_save
+    def save_pretrained(self, directory: str | Path, config=None, metrics: dict | None = None) -> Path:
+        """Export like Hugging Face, atomically: ``adapter/`` (the LoRA adapter in peft's format),
+        ``fusion.safetensors`` (fusion, projector, separator), ``config.json`` (the run's ``config``: a
+        BundleConfig, ``result["config"]`` or the ``run_recbole_bundle`` result itself), ``recbole_bundle.json``
+        and a model card ``README.md`` (with ``metrics``, e.g. ``result["test_result"]``). Never the base LLM.
+        Load it with :meth:`from_pretrained` or ``recbole_bundle.load(directory)``."""
+        from recbole_bundle.inference import save_pretrained
 
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        if self.use_lora:
-            self.llm.save_pretrained(str(out / "adapter"))
-        extra = {k: v for k, v in self.trained_state_dict().items() if "lora_" not in k}
-        atomic_torch_save(extra, out / "fusion.pt")
-        return out
+        return save_pretrained(self, directory, config, metrics)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides) -> "BundleMLLM":
+        """The model exported by :meth:`save_pretrained` to ``directory``, in eval mode: the config, dataset
+        (same split and seed) and model are rebuilt from its ``config.json`` (``overrides`` win, e.g.
+        ``data_path=...``), the backbone comes from ``llm_name_or_path`` (never from the folder), then the
+        peft adapter and the fusion weights are loaded. ``recbole_bundle.load(directory)`` also returns the
+        config, dataset and loaders."""
+        from recbole_bundle.inference import load_pretrained
+
+        model = load_pretrained(directory, **overrides).model
+        if not isinstance(model, cls):
+            raise BundleConfigError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
+                                    f"use {type(model).__name__}.from_pretrained or recbole_bundle.load")
+        return model
 
     # ------------------------------------------------------------------ forward
     def fused_tokens(self, items: torch.Tensor) -> torch.Tensor:

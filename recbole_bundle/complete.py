@@ -1,0 +1,373 @@
+"""Complete a partial bundle from the whole catalogue with a trained model.
+
+    python -m recbole_bundle.complete --model_file=saved/<run>.pth --items=i001,i042 --top_n=10
+    python -m recbole_bundle.complete --model_file=exports/bundle_mllm --items="white linen shirt,i042" --json
+    python -m recbole_bundle.complete --model_file=<run or folder> --items=... --retriever=LightGCN --pool=30
+
+``--model_file`` is a training run's checkpoint (``saved/<run>.pth``, any model) or a folder written by
+``BundleMLLM.save_pretrained``; ``--items`` are item ids (tokens) or titles, comma-separated.
+
+* A **multiple-choice reranker** (BundleMLLM, the LLM baselines, any model with ``score_candidates`` and
+  no catalogue scorer) cannot score 10^4 items: a **retriever** ranks every item outside the partial
+  bundle, the reranker re-orders the retriever's top ``--pool`` (default ``--top_n``) with its own
+  per-candidate scores (``scoring: candidate``: comparable scores in prompts of ``candidates_per_prompt``;
+  letter scoring: the knock-out tournament of :func:`recbole_bundle.model.base.tournament_scores`).
+  ``--retriever``: ``ItemKNN`` (default, fitted on the fly from the run's train split in seconds), a model
+  name (trained now on the same split: minutes), or another saved run (``.pth``).
+* A **full-catalogue model** (CLHE's ``full_sort_scores``; RecBole's ItemKNN/BPR/LightGCN/Pop) ranks the
+  catalogue itself. A partial bundle given here is not one of the dataset's bundles, so RecBole models
+  score it from its items ("fold-in"): ItemKNN exactly as it scores a bundle with that history (the
+  summed item-item similarities), embedding models (BPR, LightGCN) with the mean of the items'
+  embeddings as the bundle's embedding; Pop and Random do not depend on the bundle.
+
+Items of the partial bundle (and padding) are never proposed. Output: rank, item id, score, title
+(``--json``: one JSON object). The same retrieve / rerank functions run the ranking study
+(:func:`recbole_bundle.studies.ranking_study`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from recbole.data.interaction import Interaction
+
+from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
+from recbole_bundle.errors import BundleConfigError, BundleError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRIEVER = "ItemKNN"
+
+
+class Completion(NamedTuple):
+    """One proposed item: its id (token), its title ('' without titles) and the deciding model's score."""
+
+    item: str
+    title: str
+    score: float
+
+
+# --------------------------------------------------------------------------- catalogue scoring (shared)
+
+
+def is_reranker(net: torch.nn.Module) -> bool:
+    """True for multiple-choice models that only score given candidates (BundleMLLM, LLM baselines):
+    they need a retriever; False for models that score the whole catalogue (CLHE, RecBole models)."""
+    return hasattr(net, "score_candidates") and not hasattr(net, "full_sort_scores")
+
+
+def catalogue_scores(net: torch.nn.Module, interaction: Interaction, fold_in: bool = False) -> torch.Tensor:
+    """``[B, n_items]`` scores of every item for each partial bundle of ``interaction``.
+
+    CLHE-style models (``full_sort_scores``) read the partial bundle. RecBole models score a bundle by its
+    id (``full_sort_predict``: the bundle's training history, as in the ranking study), or with
+    ``fold_in`` from the partial bundle's items alone (bundles that are not in the dataset):
+    ItemKNN = its summed item-item similarities (+ popularity tie-break), embedding models = the mean of
+    the items' embeddings against every item; Pop and Random ignore the bundle.
+    """
+    if hasattr(net, "full_sort_scores"):
+        return net.full_sort_scores(interaction)
+    n = len(interaction[PARTIAL])
+    if not fold_in:
+        users = Interaction({net.USER_ID: interaction[net.USER_ID]}).to(net.device)
+        return net.full_sort_predict(users).reshape(n, -1)
+    partial, plen = interaction[PARTIAL], interaction[PARTIAL_LEN]
+    if hasattr(net, "w") and hasattr(net, "pred_mat"):  # RecBole ItemKNN: pred = history @ w
+        import scipy.sparse as sp
+
+        rows = np.repeat(np.arange(n), plen.cpu().numpy())
+        cols = np.concatenate([partial[i, : int(plen[i])].cpu().numpy() for i in range(n)])
+        x = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(n, net.n_items))
+        scores = np.asarray((x @ net.w).todense(), dtype=np.float64) + np.asarray(getattr(net, "tiebreak", 0.0))
+        return torch.from_numpy(scores)
+    if type(net).__name__ in ("Pop", "Random"):  # their catalogue scores do not depend on the bundle
+        users = Interaction({net.USER_ID: torch.zeros(n, dtype=torch.long)}).to(net.device)
+        return net.full_sort_predict(users).reshape(n, -1)
+    if hasattr(net, "item_embeddings"):  # our LightGCN: propagated item embeddings
+        items = net.item_embeddings()
+    elif isinstance(getattr(net, "item_embedding", None), torch.nn.Embedding):  # BPR & co.
+        items = net.item_embedding.weight
+    else:
+        raise BundleConfigError(
+            f"{type(net).__name__} scores only the dataset's own bundles (by bundle id), not a new partial bundle; "
+            "use a model with item embeddings (BPR, LightGCN), ItemKNN, CLHE, or a reranker (BundleMLLM) with a retriever"
+        )
+    items = items.detach()
+    mask = (torch.arange(partial.shape[1], device=partial.device)[None, :] < plen[:, None]).to(items.dtype)
+    bundle = (items[partial.to(items.device)] * mask.to(items.device)[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1).to(items.device)
+    return bundle @ items.T
+
+
+def retrieve(net: torch.nn.Module, interaction: Interaction, n: int, fold_in: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top ``n`` items of the catalogue for each partial bundle, never one of its own items nor padding:
+    ``(item ids [B, n], scores [B, n])``, best first (``n`` is capped at the items available)."""
+    with torch.no_grad():
+        scores = catalogue_scores(net, interaction, fold_in).detach().float().cpu().clone()
+    partial = interaction[PARTIAL].cpu()
+    scores[:, 0] = -torch.inf
+    scores.scatter_(1, partial, -torch.inf)  # the partial bundle's own items are not answers
+    available = int((scores > -torch.inf).sum(1).min())
+    top = scores.topk(min(n, available), dim=1)
+    return top.indices, top.values
+
+
+def rerank(net: torch.nn.Module, interaction: Interaction, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``candidates`` ``[B, N]`` re-ordered by ``net``'s per-candidate scores (any model, through
+    :func:`recbole_bundle.model.base.score_candidates`; K beyond one prompt is split or played as a
+    tournament by the model): ``(items [B, N], scores [B, N])``, best first; ties and invalid (NaN)
+    answers keep the incoming order."""
+    from recbole_bundle.model.base import score_candidates, with_candidates
+
+    device = getattr(net, "device", candidates.device)
+    with torch.no_grad():
+        q = with_candidates(interaction.to(device), candidates.to(device))
+        scores = score_candidates(net, q).detach().float().cpu()
+    scores = torch.nan_to_num(scores, nan=-torch.inf)
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    return candidates.cpu().gather(1, order), scores.gather(1, order)
+
+
+# --------------------------------------------------------------------------- items
+
+
+def catalogue(dataset) -> tuple[list[str], list[str]]:
+    """(item tokens, item titles) by internal item id; titles are '' when the dataset has none."""
+    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    titles = dataset.item_titles() if "title" in getattr(dataset, "field2type", {}) else [""] * len(tokens)
+    return tokens, list(titles)
+
+
+def resolve_items(dataset, items: Sequence[str | int]) -> list[int]:
+    """Internal ids of ``items`` given as item ids (tokens) or titles (case-insensitive); an unknown or
+    ambiguous entry stops with one message listing close matches. Repeated items count once."""
+    tokens, titles = catalogue(dataset)
+    by_token = {t: i for i, t in enumerate(tokens) if i > 0}
+    by_title: dict[str, list[int]] = {}
+    for i, t in enumerate(titles):
+        if i > 0 and t:
+            by_title.setdefault(" ".join(t.lower().split()), []).append(i)
+    ids: list[int] = []
+    unknown: list[str] = []
+    for raw in items:
+        name = str(raw).strip()
+        if not name:
+            continue
+        if name in by_token:
+            ids.append(by_token[name])
+            continue
+        hits = by_title.get(" ".join(name.lower().split()), [])
+        if len(hits) == 1:
+            ids.append(hits[0])
+        elif len(hits) > 1:
+            raise BundleConfigError(f"item title {name!r} names {len(hits)} items ({', '.join(tokens[i] for i in hits[:8])}); "
+                                    "give the item id instead")
+        else:
+            unknown.append(name)
+    if unknown:
+        lines = []
+        for name in unknown:
+            close = _close(name, list(by_token))
+            close += [tokens[by_title[t][0]] for t in _close(" ".join(name.lower().split()), list(by_title))]
+            shown = ", ".join(dict.fromkeys(f"{c!r}" + (f" ({titles[by_token[c]]})" if titles[by_token[c]] else "")
+                                            for c in close))
+            lines.append(f"{name!r}: " + (f"close matches {shown}" if shown else "no close match"))
+        raise BundleConfigError(
+            f"unknown item(s) in the partial bundle - not an item id or title of dataset "
+            f"{getattr(dataset, 'dataset_name', '')!r}: " + "; ".join(lines)
+            + ". Give item ids (the item_id column of the .item/.inter files) or exact titles, comma-separated."
+        )
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        raise BundleConfigError("the partial bundle is empty; give at least one item id or title (--items=i001,i042)")
+    return ids
+
+
+def _close(word: str, choices: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The ``n`` choices closest to ``word`` by ``difflib``'s ratio, ties broken by the longer common prefix
+    ('i00l' -> 'i001' before 'i050')."""
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    scored = []
+    for c in choices:
+        matcher.set_seq1(c)
+        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff and matcher.ratio() >= cutoff:
+            common = next((i for i, (a, b) in enumerate(zip(word, c)) if a != b), min(len(word), len(c)))
+            scored.append((-matcher.ratio(), -common, c))
+    return [c for *_, c in sorted(scored)[:n]]
+
+
+def partial_interaction(ids: Sequence[int], uid_field: str) -> Interaction:
+    """One question-shaped batch for a partial bundle that is not one of the dataset's bundles (bundle id 0)."""
+    return Interaction({
+        uid_field: torch.zeros(1, dtype=torch.long),
+        PARTIAL: torch.tensor([list(ids)], dtype=torch.long),
+        PARTIAL_LEN: torch.tensor([len(ids)], dtype=torch.long),
+        CANDIDATES: torch.zeros((1, 1), dtype=torch.long),
+        LABEL: torch.zeros(1, dtype=torch.long),
+    })
+
+
+# --------------------------------------------------------------------------- retrievers
+
+
+def load_retriever(spec: str | torch.nn.Module | None, run=None, train_dataset=None, config=None) -> torch.nn.Module:
+    """A catalogue scorer: a module as given; a saved run (``.pth`` / export folder) loaded on the same data;
+    else a model name fitted now on the run's train split (``ItemKNN``, the default: seconds; trained
+    models such as LightGCN or CLHE train now with the run's data settings: minutes)."""
+    if isinstance(spec, torch.nn.Module):
+        return spec.eval()
+    spec = spec or DEFAULT_RETRIEVER
+    if run is not None:
+        train_dataset, config = run.train_data.dataset, run.config
+    if Path(spec).suffix == ".pth" or Path(spec).is_dir():
+        from recbole_bundle.inference import load
+
+        overrides = {"data_path": str(Path(config["data_path"]).parent)} if config is not None else {}
+        other = load(spec, **overrides)
+        _same_items(other.train_data.dataset, train_dataset, spec)
+        return other.model
+    if config is None or train_dataset is None:
+        raise BundleConfigError(f"fitting the retriever {spec!r} needs the run's config and train split: pass a loaded "
+                                "run (recbole_bundle.load(...)) as the model, or a fitted retriever module")
+    from recbole_bundle.config import BundleConfig
+    from recbole_bundle.utils import get_model
+
+    get_model(spec)  # unknown names: the usual message
+    settings = {k: config[k] for k in DATA_KEYS if k in config and config[k] is not None}
+    settings["data_path"] = str(Path(config["data_path"]).parent)
+    settings.update(show_progress=False, device=str(config["device"]))
+    from recbole_bundle.inference import _as_config_dict, build_run, fit_in_one_pass
+
+    rcfg = BundleConfig(spec, config["dataset"], config_dict=_as_config_dict(settings))
+    if spec == "ItemKNN":  # fitted when built: reuse the run's train split, no second dataset load
+        return rcfg.model_class(rcfg, train_dataset).eval()
+    logger.info("training the retriever %s on %s (pass a saved run as the retriever to skip this)", spec, config["dataset"])
+    from recbole.utils import ModelType
+
+    from recbole_bundle.utils import get_trainer
+
+    built = build_run(rcfg)
+    _same_items(built.train_data.dataset, train_dataset, spec)
+    if rcfg["MODEL_TYPE"] == ModelType.TRADITIONAL:
+        fit_in_one_pass(built)
+    else:
+        trainer = get_trainer(rcfg["MODEL_TYPE"], rcfg["model"], rcfg.model_class)(rcfg, built.model)
+        trainer.fit(built.train_data, built.valid_data, verbose=False, saved=False, show_progress=False)
+    return built.model.eval()
+
+
+#: Config keys that define the data, split and questions: a retriever fitted for a run copies them.
+DATA_KEYS = (
+    "seed", "reproducibility", "split_seed", "bundle_split", "bundle_split_ratio", "eval_input_ratio", "min_bundle_size",
+    "raw_format", "raw_data_path", "raw_pairs_file", "raw_titles_file", "load_col", "unload_col", "field_separator",
+    "seq_separator", "USER_ID_FIELD", "ITEM_ID_FIELD", "rm_dup_inter", "user_inter_num_interval",
+    "item_inter_num_interval", "filter_inter_by_user_or_item", "val_interval", "n_candidates", "neg_strategy",
+    "neg_pop_alpha", "hard_neg_pool", "hard_neg_feature", "question_seed", "question_cache", "state",
+)
+
+
+def _same_items(a, b, what: str) -> None:
+    if b is not None and list(a.field2id_token[a.iid_field]) != list(b.field2id_token[b.iid_field]):
+        raise BundleConfigError(f"retriever {what}: it was built on another item catalogue than the model "
+                                "(another dataset or data_path); use a retriever of the same dataset")
+
+
+# --------------------------------------------------------------------------- completing
+
+
+def complete_bundle(model: Any, partial_items: Sequence[str | int], top_n: int = 10, retriever: Any = None,
+                    dataset: Any = None, pool: int | None = None, config: Any = None,
+                    train_dataset: Any = None) -> list[Completion]:
+    """The ``top_n`` items that best complete ``partial_items`` (ids or titles), best first.
+
+    ``model``: a :class:`~recbole_bundle.inference.LoadedRun` (``recbole_bundle.load(...)``; then
+    ``dataset``, ``config`` and the train split come from it) or a model module with ``dataset`` (for ids
+    and titles). A full-catalogue model ranks every item itself; a multiple-choice reranker re-orders the
+    ``retriever``'s top ``pool`` (default ``top_n``) with its per-candidate scores. ``retriever``: None
+    (ItemKNN fitted on the run's train split), a model name, a saved run path, or a module with
+    ``full_sort_scores``. Never returns an item of the partial bundle.
+    """
+    run = None
+    if hasattr(model, "model") and hasattr(model, "dataset") and hasattr(model, "config"):  # a LoadedRun
+        run = model
+        model, dataset, config = run.model, dataset or run.dataset, config or run.config
+        train_dataset = train_dataset or run.train_data.dataset
+    if dataset is None:
+        raise BundleConfigError("complete_bundle needs the dataset (item ids and titles): pass dataset=..., or a "
+                                "loaded run (recbole_bundle.load(path)) as the model")
+    if not isinstance(top_n, int) or top_n < 1:
+        raise BundleConfigError(f"top_n must be an integer >= 1, got {top_n!r}")
+    pool = top_n if pool is None else pool
+    if not isinstance(pool, int) or pool < top_n:
+        raise BundleConfigError(f"pool (the retriever's shortlist) must be an integer >= top_n={top_n}, got {pool!r}")
+    ids = resolve_items(dataset, partial_items)
+    batch = partial_interaction(ids, dataset.uid_field)
+    model.eval()
+    if is_reranker(model):
+        ret = load_retriever(retriever, run, train_dataset, config)
+        shortlist, _ = retrieve(ret, batch, pool, fold_in=True)
+        items, scores = rerank(model, batch, shortlist)
+    else:
+        if retriever is not None:
+            logger.warning("%s ranks the whole catalogue itself: the retriever %r is not used", type(model).__name__,
+                           retriever if isinstance(retriever, str) else type(retriever).__name__)
+        items, scores = retrieve(model, batch, top_n, fold_in=True)
+    tokens, titles = catalogue(dataset)
+    return [Completion(tokens[int(i)], titles[int(i)], float(s)) for i, s in zip(items[0, :top_n], scores[0, :top_n])]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m recbole_bundle.complete``: print the completions (a table, or JSON with ``--json``)."""
+    p = argparse.ArgumentParser(prog="python -m recbole_bundle.complete", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_file", required=True, help="saved/<run>.pth of any model, or a BundleMLLM.save_pretrained folder")
+    p.add_argument("--items", required=True, help="the partial bundle: comma-separated item ids or titles")
+    p.add_argument("--top_n", type=int, default=10, help="how many items to propose")
+    p.add_argument("--pool", type=int, default=None, help="rerankers: the retriever's shortlist size (default top_n)")
+    p.add_argument("--retriever", default=None,
+                   help="rerankers: ItemKNN (default, fitted now), LightGCN, CLHE, ... (trained now) or a saved run (.pth)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args, rest = p.parse_known_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        from recbole_bundle.inference import load
+
+        run = load(args.model_file, cmd_args=rest, show_progress=False)
+        names = [s for s in args.items.split(",") if s.strip()]
+        result = complete_bundle(run, names, top_n=args.top_n, retriever=args.retriever, pool=args.pool)
+        partial = resolve_items(run.dataset, names)
+    except BundleError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    tokens, titles = catalogue(run.dataset)
+    reranked = is_reranker(run.model)
+    if args.json:
+        out = {
+            "model": run.config["model"], "dataset": run.config["dataset"], "model_file": str(args.model_file),
+            "retriever": (args.retriever or DEFAULT_RETRIEVER) if reranked else None,
+            "partial": [{"item": tokens[i], "title": titles[i]} for i in partial],
+            "completions": [{"rank": r, "item": c.item, "title": c.title, "score": c.score}
+                            for r, c in enumerate(result, 1)],
+        }
+        sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+        return 0
+    how = (f"{run.config['model']} reranking {args.retriever or DEFAULT_RETRIEVER}'s top {args.pool or args.top_n}"
+           if reranked else f"{run.config['model']} ranking the whole catalogue")
+    sys.stdout.write(f"partial {run.config['bundle_name'] or 'bundle'}: "
+                     + "; ".join(f"{tokens[i]} {titles[i]}".strip() for i in partial) + f"\n{how}:\n")
+    width = max(len(c.item) for c in result) if result else 4
+    for r, c in enumerate(result, 1):
+        sys.stdout.write(f"{r:>3}. {c.item:<{width}}  {c.score:>10.4f}  {c.title}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
