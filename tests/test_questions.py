@@ -111,3 +111,26 @@ def test_training_questions_follow_the_recipe_and_are_fresh(data_root):
         assert q1.positive[q] in members[b] - partial
         assert not set(np.delete(q1.candidates[q], q1.label[q])) & members[b]
     assert not np.array_equal(q1.candidates, q2.candidates)
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "popularity", "hard"])
+def test_every_negative_draw_is_bounded(strategy):
+    """A bundle leaving fewer than K-1 items outside it is refused at once (the uniform draw used to spin)."""
+    import time
+
+    from recbole_bundle.data.questions import check_train_bundles
+    from recbole_bundle.errors import BundleDataError
+
+    n = 61  # 60 items + padding
+    sampler = NegativeSampler(n, strategy, popularity=np.ones(n), embedding=np.random.default_rng(0).normal(size=(n, 4)))
+    big = np.arange(1, 59)  # 58 items: 2 left outside
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    with pytest.raises(BundleDataError, match="cannot draw 4 negatives: only 2 items lie outside a bundle of 58 items"):
+        sampler.sample(rng, 4, big, int(big[0]))
+    assert time.perf_counter() - start < 1.0
+    negs = sampler.sample(rng, 2, big, int(big[0]))  # exactly feasible: the two outside items
+    assert sorted(negs.tolist()) == [59, 60]
+    with pytest.raises(BundleConfigError, match=r"train bundle 'huge' has 58, leaving 2 possible negatives.*at most 3"):
+        check_train_bundles(sampler, 5, [np.arange(1, 5), big], ["small", "huge"])
+    check_train_bundles(sampler, 3, [np.arange(1, 5), big], ["small", "huge"])  # K-1 = 2 negatives exist

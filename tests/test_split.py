@@ -94,3 +94,22 @@ def test_role_file_eval_bundle_without_input_is_named(tmp_path):
     write_atomic(tmp_path, "noinput", bundles, roles=roles)
     with pytest.raises(Exception, match=r"eval bundle 'b1' has 0 input and \d+ held-out items"):
         build(tmp_path, "noinput")
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.75])
+def test_eval_input_ratio_is_applied_not_clamped(data_root, ratio):
+    """The share of an eval bundle shown as the partial bundle (at least one input and one held-out item)."""
+    _, (_, valid, _) = build(data_root, seed=5, eval_input_ratio=ratio)
+    for inp, gt in zip(valid.eval_bundles.inputs, valid.eval_bundles.held_out):
+        n = len(inp) + len(gt)
+        assert len(inp) == min(n - 1, max(1, int(n * ratio)))
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"eval_input_ratio": 1.0}, r"'eval_input_ratio' \(from config_dict\) = 1\.0 must lie strictly between 0 and 1"),
+    ({"bundle_split_ratio": [0.5, 0.5, 0.5]}, r"'bundle_split_ratio' \(from config_dict\).*sums to 1\.5, not 1 \(the shares are not renormalised\)"),
+    ({"bundle_split_ratio": [1.0, 0.0, 0.0]}, r"leaves no valid bundles"),
+])
+def test_split_settings_outside_their_range_are_refused(data_root, cfg, message):
+    with pytest.raises(Exception, match=message):
+        build(data_root, **cfg)
