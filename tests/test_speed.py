@@ -165,3 +165,19 @@ def test_mixed_precision_switch(mllm_config):
     trainer.config["mixed_precision"] = "fp8"
     with pytest.raises(BundleConfigError, match="mixed_precision"):
         trainer._autocast()
+
+
+def test_letter_training_beyond_one_prompt_uses_the_positives_window(mllm_config):
+    """K > candidates_per_prompt with letter scoring trains on the tournament group holding the positive."""
+    _, net, train, *_ = build(mllm_config, n_candidates=7, candidates_per_prompt=3, stages=["s1"], lora_r=4)
+    batch = next(iter(train))
+    cands, label = batch[CANDIDATES], batch["label"]
+    window = net._positive_window(batch)
+    assert window[CANDIDATES].shape == (len(cands), 3)
+    positive = cands[torch.arange(len(cands)), label]
+    torch.testing.assert_close(window[CANDIDATES][torch.arange(len(cands)), window["label"]], positive)
+    starts = (window[CANDIDATES][:, :1] == cands).float().argmax(1)  # each window is consecutive options
+    for b in range(len(cands)):
+        assert window[CANDIDATES][b].tolist() == cands[b, starts[b]: starts[b] + 3].tolist()
+    loss = net.calculate_loss(batch)
+    assert torch.isfinite(loss) and loss.requires_grad
