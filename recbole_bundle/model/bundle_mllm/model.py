@@ -65,11 +65,6 @@ class BundleMLLM(BundleChoiceModel):
         self.scoring = config["scoring"]
         if self.scoring not in SCORINGS:
             raise BundleConfigError(f"config key 'scoring' must be one of {SCORINGS}, got {self.scoring!r}")
-        if self.scoring != "candidate" and self.stages and self.k > self.per_prompt:
-            raise BundleConfigError(
-                f"scoring={self.scoring} trains on one prompt holding all K options, but n_candidates={self.k} > "
-                f"candidates_per_prompt={self.per_prompt}; use scoring=candidate (trains and scores any K, "
-                f"splitting options across prompts) or n_candidates <= {self.per_prompt}")
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_partial = int(config["max_partial_items"])
         self.answer_loss = config["answer_loss"]
@@ -337,12 +332,27 @@ class BundleMLLM(BundleChoiceModel):
         Per-candidate scoring: softmax cross-entropy over the K candidates' yes-no scores."""
         if self.marks:
             return F.cross_entropy(self.candidate_scores(interaction), interaction[LABEL])
+        interaction = self._positive_window(interaction)
         logits = self.answer_logits(interaction)
         letters = self.letter_ids.to(logits.device)
         if self.answer_loss == "letters":
             k = interaction[CANDIDATES].shape[1]
             return F.cross_entropy(logits[:, letters[:k]], interaction[LABEL])
         return F.cross_entropy(logits, letters[interaction[LABEL]])
+
+    def _positive_window(self, interaction: Interaction) -> Interaction:
+        """Letter training with K beyond one prompt: each question keeps the ``candidates_per_prompt``
+        consecutive options that hold its positive (the tournament group it is scored in at evaluation),
+        relabelled within that window; K within one prompt is returned unchanged."""
+        cands, label = interaction[CANDIDATES], interaction[LABEL]
+        k, p = cands.shape[1], self.per_prompt
+        if k <= p:
+            return interaction
+        start = torch.clamp(torch.div(label, p, rounding_mode="floor") * p, max=k - p)
+        window = start[:, None] + torch.arange(p, device=cands.device)
+        out = with_candidates(interaction, cands.gather(1, window))
+        out[LABEL] = label - start
+        return out
 
     @torch.no_grad()
     def score_candidates(self, interaction: Interaction) -> torch.Tensor:
