@@ -108,9 +108,13 @@ class _DropIrrelevant(logging.Filter):
 
 def quiet_recbole_warnings() -> None:
     """Hide warnings users cannot act on: pandas FutureWarnings raised inside RecBole's own code (chained
-    ``fillna(inplace=True)``, ``Series.agg(len)``; pandas < 3 is required, so the code still works) and
-    RecBole's timestamp notice for ``rm_dup_inter``. Our own warnings and RecBole's other ones stay."""
+    ``fillna(inplace=True)``, ``Series.agg(len)``; pandas < 3 is required, so the code still works),
+    RecBole's timestamp notice for ``rm_dup_inter`` and torch's sparse-invariant note. Our own warnings
+    and RecBole's other ones stay."""
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+    # torch's note on building a sparse tensor without invariant checks (our LightGCN adjacency is built
+    # from a coalesced scipy matrix): nothing a user can or needs to act on
+    warnings.filterwarnings("ignore", message=r"Sparse invariant checks are implicitly disabled", category=UserWarning)
     root = logging.getLogger()
     if not any(isinstance(f, _DropIrrelevant) for f in root.filters):
         root.addFilter(_DropIrrelevant())
