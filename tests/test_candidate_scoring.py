@@ -94,11 +94,20 @@ def test_training_lowers_the_listwise_loss_and_reaches_lora(mllm_config):
 
 
 def test_trainer_runs_candidate_scoring_end_to_end(mllm_config):
-    cfg, net, train, valid, test = build(mllm_config, scoring="candidate")
+    """S1 -> S2 through the trainer: both stages move their own weights, and the reported HitRate@1 is
+    exactly the share of test questions whose top per-candidate score is the positive."""
+    cfg, net, train, valid, test = build(mllm_config, scoring="candidate", stages=["s1", "s2"], lora_r=4)
+    before = {k: v.clone() for k, v in net.trained_state_dict().items()}
     trainer = BundleMLLMTrainer(cfg, net)
     trainer.fit(train, valid, saved=False, show_progress=False)
+    after = net.trained_state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if "lora_" in k)  # S1 trained LoRA
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("projector."))  # S2 the token
     result = trainer.evaluate(test, load_best_model=False, show_progress=False)
-    assert 0.0 <= result["hitrate@1"] <= 1.0 and result["validratio"] == 1.0
+    net.eval()
+    with torch.no_grad():
+        hits = torch.cat([(net.score_candidates(b).argmax(-1).cpu() == b[LABEL].cpu()) for b in test])
+    assert result["hitrate@1"] == round(hits.float().mean().item(), 4) and result["validratio"] == 1.0
 
 
 def test_answer_words_must_be_single_distinct_tokens(mllm_config):
