@@ -57,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if args.batch_size < 1 or args.epochs < 1:
         raise BundleConfigError(f"--batch-size ({args.batch_size}) and --epochs ({args.epochs}) must be >= 1")
     check_device(args.device)
+    if args.modality not in ("relational", "cf"):  # cheap checks first: the encoder loads only after the data
+        from recbole_bundle.features.encoders import BACKENDS
+
+        if (args.modality, args.backend) not in BACKENDS:
+            offered = sorted(f"{m}/{b}" for m, b in BACKENDS)
+            raise BundleConfigError(f"no {args.backend!r} backend for modality {args.modality!r}; offered: {offered}")
     if args.modality in ("visual", "audio"):  # before the dataset is loaded: a wrong folder fails at once
         flag = "images" if args.modality == "visual" else "audio"
         folder = getattr(args, flag)
