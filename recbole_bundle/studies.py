@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from recbole_bundle.config import parse_int_list
+from recbole_bundle.config import BundleConfig, parse_int_list
 from recbole_bundle.errors import BundleConfigError, BundleError, cli_main  # noqa: F401
 from recbole_bundle.quick_start import run_recbole_bundle, run_variants
 
@@ -150,8 +150,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ks = parse_int_list(args.ks, "--ks", minimum=2)
     if args.study == "k":
         return k_study(args.dataset, models, ks, seeds, out, None, rest)
-    return run_variants(variants_for(args.study, args.dataset, models, ks, rest), args.dataset, seeds, cmd_args=rest,
-                        out_dir=out, name=args.study)
+    variants = variants_for(args.study, args.dataset, models, ks, rest)
+    if args.study == "modalities" and any(a.startswith("--modalities=") for a in rest):
+        # --modalities chooses the set the study drops from; on the command line it would override every variant
+        names = BundleConfig("BundleMLLM", args.dataset, cmd_args=rest)["modalities"]
+        rest = [a for a in rest if not a.startswith("--modalities=")]
+        variants[0] = (variants[0][0], variants[0][1], {**variants[0][2], "modalities": list(names)})
+    return run_variants(variants, args.dataset, seeds, cmd_args=rest, out_dir=out, name=args.study)
 
 
 if __name__ == "__main__":
