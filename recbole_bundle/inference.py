@@ -194,6 +194,7 @@ def build_run(config, source: str = "") -> LoadedRun:
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data.dataset).to(config["device"])
+    model.run_config = config  # what save_pretrained writes when no config is given
     return LoadedRun(config, dataset, model, train_data, valid_data, test_data, source)
 
 
@@ -360,7 +361,7 @@ def model_card(config: Mapping[str, Any], stage: str, metrics: Mapping[str, floa
               "```", "", "```python", "import recbole_bundle",
               "run = recbole_bundle.load('<this folder>')   # (config, dataset, model, loaders), model in eval mode",
               "```", "", "## Files", ""]
-    lines += [f"* `{f}`" for f in files]
+    lines += [f"* {f}" for f in files]
     return "\n".join(lines) + "\n"
 
 
@@ -373,7 +374,7 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike, config
 
     from recbole_bundle import __version__
     from recbole_bundle.io import atomic_write_text
-    from recbole_bundle.model.bundle_mllm.llm import _atomic_dir
+    from recbole_bundle.io import atomic_dir, umask
 
     cfg = _config_dict(config if config is not None else getattr(model, "run_config", None))
     out = Path(directory).expanduser()
@@ -382,23 +383,27 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike, config
                                 "refusing to overwrite it - pick a new or empty folder")
     extra = {k: v.contiguous() for k, v in model.trained_state_dict().items() if "lora_" not in k}
     files = []
-    with _atomic_dir(out, replace=True) as tmp:
+    with atomic_dir(out, replace=True) as tmp:
         if model.use_lora:
             model.llm.save_pretrained(str(tmp / ADAPTER_DIR))
-            files.append(f"{ADAPTER_DIR}/: the LoRA adapter in peft's format (PeftModel.from_pretrained loads it onto "
-                         f"{cfg.get('llm_name_or_path')})")
+            files.append(f"`{ADAPTER_DIR}/`: the LoRA adapter in peft's format (PeftModel.from_pretrained loads it "
+                         f"onto the backbone {cfg.get('llm_name_or_path')})")
         if extra:
             with open(tmp / FUSION_FILE, "wb") as f:
                 f.write(safetensors_bytes(extra, metadata={"format": "pt", "model": str(cfg.get("model"))}))
-            files.append(f"{FUSION_FILE}: {', '.join(sorted({k.split('.')[0] for k in extra}))} weights")
+            files.append(f"`{FUSION_FILE}`: {', '.join(sorted({k.split('.')[0] for k in extra}))} weights")
         atomic_write_text(tmp / CONFIG_FILE, json.dumps(cfg, indent=1, sort_keys=True) + "\n")
-        files.append(f"{CONFIG_FILE}: the run's config (dataset, split, seed, K, backbone, prompt, ...)")
+        files.append(f"`{CONFIG_FILE}`: the run's config (dataset, split, seed, K, backbone, prompt, ...)")
         meta = {"format": PRETRAINED_FORMAT, "recbole_bundle": __version__, "model": cfg.get("model"),
                 "stage": model.stage, "metrics": _plain_metrics(metrics),
                 "lora": bool(model.use_lora), "fusion": bool(extra)}
         atomic_write_text(tmp / META_FILE, json.dumps(meta, indent=1) + "\n")
-        files.append(f"{META_FILE}: export format, the stage the model was exported in, metrics")
+        files.append(f"`{META_FILE}`: export format, the stage the model was exported in, metrics")
         atomic_write_text(tmp / CARD_FILE, model_card(cfg, model.stage, meta["metrics"], files))
+        mode = 0o666 & ~umask()
+        for f in tmp.rglob("*"):  # peft/safetensors may create private (0600) files: normal permissions
+            if f.is_file():
+                os.chmod(f, mode)
     logger.info("exported %s to %s (adapter: %s, fusion weights: %d tensors)", cfg.get("model"), out, model.use_lora,
                 len(extra))
     return out
@@ -465,7 +470,6 @@ def load_pretrained(directory: str | os.PathLike, cmd_args: Sequence[str] | None
     except RuntimeError as e:
         raise BundleDataError(f"{folder / FUSION_FILE}: weights do not fit ({str(e).splitlines()[0][:200]})") from None
     model.set_stage(model.stage)  # drops caches built from the old weights
-    model.run_config = config
     model.eval()
     logger.info("loaded %s on %s from %s", config["model"], config["dataset"], folder)
     return run

@@ -52,7 +52,7 @@ def lightgcn_run(lightgcn):
 
 @pytest.fixture(scope="module")
 def mllm(root, tmp_path_factory) -> dict:
-    from recbole_bundle.model.bundle_mllm.llm import tiny_llama
+    from recbole_bundle.testing import tiny_llama
 
     tiny = str(tiny_llama(tmp_path_factory.mktemp("tiny") / "llama"))
     return _train(root, "BundleMLLM", llm_name_or_path=tiny, train_questions_per_epoch=16, valid_max_questions=16,
@@ -288,6 +288,22 @@ def test_reranking_is_exactly_the_scorers_order(lightgcn_run):
     assert [c.score for c in out] == pytest.approx(reranker_scores[expected].tolist())
     assert [c.title for c in out] == [titles[i] for i in expected]
     assert not {tokens[i] for i in partial} & {c.item for c in out}
+
+
+@pytest.mark.parametrize("which", ["saved run", "Pop"])
+def test_retriever_from_a_saved_run_or_a_name(lightgcn, lightgcn_run, which):
+    """The reranker's shortlist is the retriever's top `pool` outside the partial bundle."""
+    run = lightgcn_run
+    spec = lightgcn["checkpoint"] if which == "saved run" else "Pop"
+    ret = load_retriever(spec, run)
+    assert type(ret).__name__ == ("LightGCN" if which == "saved run" else "Pop") and not ret.training
+    tokens, _ = catalogue(run.dataset)
+    partial = [4, 9]
+    shortlist, _ = retrieve(ret, partial_interaction(partial, run.dataset.uid_field), 12, fold_in=True)
+    table = torch.arange(run.dataset.item_num, dtype=torch.float)  # the reranker prefers higher ids
+    out = complete_bundle(FixedScorer(table), [tokens[i] for i in partial], top_n=12, retriever=spec,
+                          dataset=run.dataset, config=run.config, train_dataset=run.train_data.dataset)
+    assert [c.item for c in out] == [tokens[i] for i in sorted(shortlist[0].tolist(), reverse=True)]
 
 
 def test_default_retriever_is_itemknn_with_exact_fold_in(lightgcn_run):
