@@ -1,4 +1,4 @@
-"""Feature-extraction throughput (items/s) per encoder on the shipped sample's 600 items.
+"""Feature-extraction throughput (items/s) per encoder on the shipped sample's items (480).
 
     python benchmarks/feature_throughput.py [--batch-size=32]
 
@@ -22,8 +22,8 @@ import numpy as np
 from recbole_bundle.features.__main__ import main as features_main
 from recbole_bundle.features.encoders import build_encoder
 from recbole_bundle.features.media import AUDIO_EXTS, IMAGE_EXTS, index_media
-from recbole_bundle.data.sample import write_sample_media
-from recbole_bundle.features.tiny import tiny_blip2, tiny_clap
+from recbole_bundle.data.sample import DEFAULT_N_ITEMS, write_sample_media
+from recbole_bundle.testing import tiny_blip2, tiny_clap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def main() -> None:
     try:
         shutil.copytree(ROOT / "dataset" / "sample", tmp / "data" / "sample")
         images = write_sample_media(tmp / "media")
-        audio = _audio(tmp / "media" / "audio", 600)
+        audio = _audio(tmp / "media" / "audio", DEFAULT_N_ITEMS)
         blip2, clap = tiny_blip2(tmp / "blip2"), tiny_clap(tmp / "clap")
         runs = [("visual (tiny BLIP2)", "visual", ["--images", str(images), "--encoder", str(blip2)], images, IMAGE_EXTS, str(blip2)),
                 ("audio (tiny CLAP)", "audio", ["--audio", str(audio), "--encoder", str(clap)], audio, AUDIO_EXTS, str(clap)),
@@ -66,7 +66,7 @@ def main() -> None:
                 for path in files.values():
                     enc.read(path)
                 share = f"{(time.perf_counter() - t0) / seconds:.0%}"
-            print(f"| {label} | {600 / seconds:.1f} | {share} |", flush=True)
+            print(f"| {label} | {DEFAULT_N_ITEMS / seconds:.1f} | {share} |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

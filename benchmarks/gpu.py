@@ -63,9 +63,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from recbole_bundle.config import BundleConfig  # noqa: E402
 from recbole_bundle.data.dataloader import LABEL, ChoiceDataLoader  # noqa: E402
 from recbole_bundle.model.bundle_mllm import model as mllm_module  # noqa: E402
-from recbole_bundle.model.bundle_mllm.llm import (  # noqa: E402
-    answer_token_ids, check_tokenizer, letter_token_ids, prepare_tokenizer, resolve_backbone,
-)
+from recbole_bundle.hub import resolve_backbone  # noqa: E402
+from recbole_bundle.model.bundle_mllm.answers import answer_token_ids, letter_token_ids  # noqa: E402
+from recbole_bundle.model.bundle_mllm.llm import check_tokenizer, prepare_tokenizer  # noqa: E402
 from recbole_bundle.trainer import BundleMLLMTrainer  # noqa: E402
 from recbole_bundle.utils import create_dataset, data_preparation  # noqa: E402
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recbole_bundle.config import BundleConfig
-from recbole_bundle.model.bundle_mllm.llm import tiny_llama
+from recbole_bundle.testing import tiny_llama
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT
 from recbole_bundle.quick_start import run_recbole_bundle
 from recbole_bundle.trainer import BundleMLLMTrainer
@@ -144,9 +144,9 @@ def test_trained_state_round_trip_and_save_pretrained(mllm_config, tmp_path):
     net.eval(), fresh.eval()
     net.set_stage("s2"), fresh.set_stage("s2")
     torch.testing.assert_close(net.score_candidates(batch), fresh.score_candidates(batch))
-    out = net.save_pretrained(tmp_path / "export")
-    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "fusion.pt").is_file()
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    out = net.save_pretrained(tmp_path / "export", config=cfg)
+    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "fusion.safetensors").is_file()
+    total = sum(f.stat().st_size for f in out.rglob("*.safetensors"))  # the weights (cards/configs aside)
     base = sum(p.numel() * 4 for n, p in net.llm.named_parameters() if "lora_" not in n)
     assert total < base  # only what was trained, never the base LLM
 

@@ -9,7 +9,7 @@ import torch
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.model.base import with_candidates
-from recbole_bundle.model.bundle_mllm.llm import answer_token_ids
+from recbole_bundle.model.bundle_mllm.answers import answer_token_ids
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SCORE_REF
 from recbole_bundle.trainer import BundleMLLMTrainer
 

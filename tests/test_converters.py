@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from recbole_bundle.data import converters
 from recbole_bundle.data.converters import (
     OFFICIAL_REQUIRED_FILES,
     convert_official,
@@ -281,7 +282,7 @@ def test_download_official_hub_error_raises_clear_message(tmp_path: Path, monkey
         assert kwargs["repo_id"] == "xhLiu/BundleConstruction" and kwargs["allow_patterns"] == ["pog/*"]
         raise OSError("no network")
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(converters, "hub_offline", lambda: False)  # the online path (CI is offline)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", boom)
     with pytest.raises(BundleDataError, match=r"(?s)no network.*--include 'pog/\*'"):
         download_official("pog", tmp_path / "raw")
@@ -294,7 +295,7 @@ def test_download_official_moves_files_into_dest(tmp_path: Path, monkeypatch: py
         write_official_fixture(Path(local_dir) / "spotify")
         return local_dir
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(converters, "hub_offline", lambda: False)  # the online path (CI is offline)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
     dest = download_official("spotify", tmp_path / "raw")
     assert dest == tmp_path / "raw"

@@ -17,7 +17,7 @@ from recbole_bundle.errors import BundleConfigError, BundleDataError, BundleErro
 from recbole_bundle.features.__main__ import main as features_main
 from recbole_bundle.features.encoders import build_encoder
 from recbole_bundle.features.media import MediaError, load_audio, load_image
-from recbole_bundle.features.tiny import tiny_blip2, tiny_clap
+from recbole_bundle.testing import tiny_blip2, tiny_clap
 from recbole_bundle.utils import create_dataset
 
 from conftest import tiny_bundles, write_atomic

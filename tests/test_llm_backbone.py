@@ -13,19 +13,12 @@ import torch
 
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle import hub
+from recbole_bundle.hub import SMOLLM2_PRESET, resolve_backbone
 from recbole_bundle.model.bundle_mllm import llm
-from recbole_bundle.model.bundle_mllm.llm import (
-    SMOLLM2_PRESET,
-    apply_lora,
-    check_tokenizer,
-    freeze,
-    letter_token_ids,
-    load_backbone,
-    parse_letter,
-    resolve_backbone,
-    tiny_llama,
-    tiny_tokenizer,
-)
+from recbole_bundle.model.bundle_mllm.answers import letter_token_ids, parse_letter
+from recbole_bundle.model.bundle_mllm.llm import check_tokenizer, load_backbone
+from recbole_bundle.model.bundle_mllm.lora import apply_lora
+from recbole_bundle.testing import tiny_llama, tiny_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -282,14 +275,14 @@ def test_preset_conversion_is_atomic(monkeypatch, tmp_path, tiny_dir):
 
     fake_gguf = tmp_path / "x.gguf"
     fake_gguf.write_bytes(b"gguf")
-    monkeypatch.setattr(llm, "smollm2_gguf_path", lambda: fake_gguf)
+    monkeypatch.setattr(hub, "smollm2_gguf_path", lambda: fake_gguf)
     target = tmp_path / "cache" / "models" / SMOLLM2_PRESET
 
     def broken(gguf, out):
         (out / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(llm, "_convert_gguf", broken)
+    monkeypatch.setattr(hub, "_convert_gguf", broken)
     with pytest.raises(KeyboardInterrupt):
         resolve_backbone(SMOLLM2_PRESET, cache_dir=tmp_path / "cache")
     assert list(target.parent.iterdir()) == []
@@ -299,12 +292,12 @@ def test_preset_conversion_is_atomic(monkeypatch, tmp_path, tiny_dir):
         (out / "config.json").write_text("{}")
         (out / "model.safetensors").write_text("mine")
 
-    monkeypatch.setattr(llm, "_convert_gguf", racing)
+    monkeypatch.setattr(hub, "_convert_gguf", racing)
     assert resolve_backbone(SMOLLM2_PRESET, cache_dir=tmp_path / "cache") == target
     assert (target / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
     assert [p.name for p in target.parent.iterdir()] == [SMOLLM2_PRESET]
 
-    monkeypatch.setattr(llm, "_convert_gguf", lambda gguf, out: pytest.fail("must use the cache"))
+    monkeypatch.setattr(hub, "_convert_gguf", lambda gguf, out: pytest.fail("must use the cache"))
     monkeypatch.setenv("RECBOLE_BUNDLE_CACHE", str(tmp_path / "cache"))
     assert resolve_backbone(SMOLLM2_PRESET) == target  # env var picks the cache root
     model, tok = load_backbone(SMOLLM2_PRESET)
@@ -350,12 +343,6 @@ def test_apply_lora(tiny_dir):
     assert all(p.grad is not None for n, p in peft_model.named_parameters() if p.requires_grad and "lora_B" in n)
     with pytest.raises(BundleConfigError, match="not in the model"):
         apply_lora(load_backbone(str(tiny_dir))[0], target_modules=("query_key_value",))
-
-
-def test_freeze():
-    lin = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
-    assert freeze(lin) is lin
-    assert not any(p.requires_grad for p in lin.parameters())
 
 
 # -------------------------------------------------------------------------------------- integration

@@ -12,7 +12,7 @@ from recbole.model.general_recommender import BPR
 from recbole_bundle.compat import torch_load
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.model.bundle_mllm import BundleMLLM
-from recbole_bundle.model.bundle_mllm.llm import tiny_llama
+from recbole_bundle.testing import tiny_llama
 from recbole_bundle.quick_start import run_recbole_bundle
 
 METRICS = {"hitrate@1", "validratio", "hitrate@1(valid)"}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_bundle.errors import BundleDataError
+from recbole_bundle.hub import hub_offline
 from recbole_bundle.io import PathLike, atomic_open, atomic_save_npz, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -359,10 +360,6 @@ def official_missing_message(dataset: str, raw_dir: PathLike) -> str:
     )
 
 
-def _hf_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def download_official(dataset: str, dest_dir: PathLike) -> Path:
     """Download the release folder of ``dataset`` from the Hub so its files lie directly in ``dest_dir``.
 
@@ -372,7 +369,7 @@ def download_official(dataset: str, dest_dir: PathLike) -> Path:
     _check_dataset_name(dataset)
     dest = Path(dest_dir)
     folder = official_folder(dataset)
-    if _hf_offline():
+    if hub_offline():
         raise BundleDataError(
             "Cannot download the official release: HF_HUB_OFFLINE is set.\n" + official_missing_message(dataset, dest)
         )

@@ -29,7 +29,9 @@ from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.features.relational import item_modality
 from recbole_bundle.model.base import BundleChoiceModel, tournament_scores, with_candidates
 from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
-from recbole_bundle.model.bundle_mllm.llm import answer_token_ids, apply_lora, letter_token_ids, load_backbone, parse_letter
+from recbole_bundle.model.bundle_mllm.answers import answer_token_ids, letter_token_ids, parse_letter
+from recbole_bundle.model.bundle_mllm.llm import load_backbone
+from recbole_bundle.model.bundle_mllm.lora import apply_lora
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SCORE_REF, SEP_SLOT, PromptBuilder
 
 logger = logging.getLogger(__name__)

@@ -16,17 +16,16 @@ be bound to an option.
 
 from __future__ import annotations
 
-import string
 from typing import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
 from recbole_bundle.errors import BundleConfigError
+from recbole_bundle.model.bundle_mllm.answers import LETTERS
 
 ITEM_SLOT = -1
 SEP_SLOT = -2
 SCORE_REF = -1  # item_ref value at a candidate's score position (per-candidate scoring)
-LETTERS = string.ascii_uppercase
 _MARK = "\u241f"  # a character no template uses: marks where the question goes inside the chat template
 
 
