@@ -63,11 +63,12 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from recbole_bundle.config import BundleConfig  # noqa: E402
 from recbole_bundle.data.dataloader import LABEL, ChoiceDataLoader  # noqa: E402
 from recbole_bundle.model.bundle_mllm import model as mllm_module  # noqa: E402
-from recbole_bundle.hub import resolve_backbone  # noqa: E402
+from recbole_bundle.hub import check_tokenizer, resolve_backbone  # noqa: E402
 from recbole_bundle.model.bundle_mllm.answers import answer_token_ids, letter_token_ids  # noqa: E402
-from recbole_bundle.model.bundle_mllm.llm import check_tokenizer, prepare_tokenizer  # noqa: E402
+from recbole_bundle.model.bundle_mllm.llm import prepare_tokenizer  # noqa: E402
 from recbole_bundle.trainer import BundleMLLMTrainer  # noqa: E402
-from recbole_bundle.utils import create_dataset, data_preparation  # noqa: E402
+from recbole_bundle.data.prepare import create_dataset, data_preparation  # noqa: E402
+from recbole_bundle.graph_features import prepare_item_features  # noqa: E402
 
 
 SHAPES: dict[str, dict[str, int]] = {
@@ -387,7 +388,8 @@ def main(argv: Sequence[str] | None = None, emit: Callable[[str], None] | None =
         "test_max_questions": None, "data_path": str(ROOT / "dataset"),
     }, cmd_args=rest)
     dataset = create_dataset(cfg)
-    train_data, _, test = data_preparation(cfg, dataset)
+    train_data, valid_data, test = data_preparation(cfg, dataset)
+    prepare_item_features(cfg, train_data, valid_data)  # the pipeline's feature step (relational LightGCN)
     questions = test.questions.subset(args.questions, seed=0)
     loader = ChoiceDataLoader(cfg, test.dataset, questions, args.eval_batch)
     warm_loader = ChoiceDataLoader(cfg, test.dataset, questions.subset(min(args.eval_batch, len(questions)), seed=1),

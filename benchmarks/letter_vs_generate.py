@@ -19,7 +19,8 @@ import torch
 from recbole_bundle.compat import torch_load
 from recbole_bundle.config import BundleConfig
 from recbole_bundle.data.dataloader import ChoiceDataLoader
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
+from recbole_bundle.quick_start import build_model
 
 
 def run(model, loader, mode: str) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -34,11 +35,12 @@ def run(model, loader, mode: str) -> tuple[torch.Tensor, torch.Tensor, float]:
     return torch.cat(answers), torch.cat(valid), time.perf_counter() - start
 
 
-def load_model(args, rest: list[str], dataset, **overrides):
-    """The model of ``--model`` on ``dataset`` in eval mode, from ``--checkpoint`` if given, in its last stage."""
+def load_model(args, rest: list[str], train, valid, **overrides):
+    """The model of ``--model`` built by the pipeline on the run's split, in eval mode, from ``--checkpoint``
+    if given, in its last stage."""
     cfg = BundleConfig(args.model, args.dataset, config_dict={"state": "WARNING", "show_progress": False, **overrides},
                        cmd_args=rest)
-    model = cfg.model_class(cfg, dataset).to(cfg["device"]).eval()
+    model = build_model(cfg, train, valid).eval()
     if args.checkpoint:
         model.load_trained_state_dict(torch_load(args.checkpoint)["state_dict"])
     if model.stages:
@@ -57,10 +59,10 @@ def main() -> None:
     args, rest = p.parse_known_args()
     cfg = BundleConfig(args.model, args.dataset, config_dict={"state": "WARNING", "show_progress": False}, cmd_args=rest)
     dataset = create_dataset(cfg)
-    _, _, test = data_preparation(cfg, dataset)
+    train, valid, test = data_preparation(cfg, dataset)
     questions = test.questions.subset(args.questions, seed=0)
     loader = ChoiceDataLoader(cfg, test.dataset, questions, args.batch_size)
-    model = load_model(args, rest, test.dataset)
+    model = load_model(args, rest, train, valid)
     label = torch.from_numpy(questions.label)
     run(model, ChoiceDataLoader(cfg, test.dataset, questions.subset(args.batch_size, 1), args.batch_size), "letter")  # warm-up
     la, lv, lt = run(model, loader, "letter")
@@ -74,7 +76,7 @@ def main() -> None:
     print(f"agreement (same answer, over all questions): {float((la == ga)[gv].sum()) / n:.4f}; "
           f"over valid generated answers: {float((la == ga)[gv].float().mean()) if gv.any() else float('nan'):.4f}")
     if args.candidate:
-        ca, _, ct = run(load_model(args, rest, test.dataset, scoring="candidate"), loader, "candidate")
+        ca, _, ct = run(load_model(args, rest, train, valid, scoring="candidate"), loader, "candidate")
         print(f"candidate: {n / ct:7.2f} q/s  HitRate@1={float((ca == label).float().mean()):.4f}  ValidRatio=1.0000")
         print(f"letter scoring vs candidate scoring: {ct / lt:.2f}x (candidate prompts are longer)")
 

@@ -15,7 +15,8 @@ import torch
 from recbole_bundle.config import BundleConfig
 from recbole_bundle.data.dataloader import ChoiceDataLoader
 from recbole_bundle.trainer import BundleMLLMTrainer
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
+from recbole_bundle.quick_start import build_model
 
 
 def main() -> None:
@@ -30,10 +31,9 @@ def main() -> None:
         "state": "WARNING", "show_progress": False, "answer_loss": "letters", "s1_learning_rate": args.lr,
         "warmup_steps": 1}, cmd_args=rest)
     dataset = create_dataset(cfg)
-    _, _, test = data_preparation(cfg, dataset)
+    train, valid, test = data_preparation(cfg, dataset)
     loader = ChoiceDataLoader(cfg, test.dataset, test.questions.subset(args.questions, seed=0), 8)
-    torch.manual_seed(0)
-    model = cfg.model_class(cfg, test.dataset)
+    model = build_model(cfg, train, valid)
     trainer = BundleMLLMTrainer(cfg, model)
     model.set_stage(model.stages[0] if model.stages else "s1")
     trainer.optimizer = trainer._build_optimizer()

@@ -28,7 +28,8 @@ import torch
 from recbole_bundle.config import BundleConfig
 from recbole_bundle.data.dataloader import ChoiceDataLoader
 from recbole_bundle.trainer import BundleMLLMTrainer
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
+from recbole_bundle.graph_features import prepare_item_features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +101,8 @@ def main() -> None:
               "test_max_questions": args.questions, "seed": 2020}
     cfg = BundleConfig("BundleMLLM", args.dataset, config_dict={**common, "stages": ["s1", "s2"]}, cmd_args=rest)
     dataset = create_dataset(cfg)
-    train_data, _, test = data_preparation(cfg, dataset)
+    train_data, valid, test = data_preparation(cfg, dataset)
+    prepare_item_features(cfg, train_data, valid)
     torch.manual_seed(0)
     net = cfg.model_class(cfg, train_data.dataset).to(cfg["device"])
     device = torch.device(cfg["device"])

@@ -28,7 +28,7 @@ from recbole_bundle.config import BundleConfig
 from recbole_bundle.data.dataloader import ChoiceDataLoader
 from recbole_bundle.data.questions import QuestionSet, pad, sample_train_questions
 from recbole_bundle.trainer import BundleMLLMTrainer
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
 
 
 def with_positive_in_partial(qs: QuestionSet, seed: int) -> QuestionSet:

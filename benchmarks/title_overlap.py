@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from recbole_bundle.config import BundleConfig
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
 
 
 def overlap_hit_rate(dataset_name: str, config_dict: dict) -> tuple[float, int]:

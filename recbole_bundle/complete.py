@@ -61,7 +61,7 @@ class Completion(NamedTuple):
 def is_reranker(net: torch.nn.Module) -> bool:
     """True for multiple-choice models that only score given candidates (BundleMLLM, LLM baselines):
     they need a retriever; False for models that score the whole catalogue (CLHE, RecBole models)."""
-    return hasattr(net, "score_candidates") and not hasattr(net, "full_sort_scores")
+    return hasattr(net, "score_candidates") and not getattr(net, "ranks_catalogue", False)
 
 
 def catalogue_scores(net: torch.nn.Module, interaction: Interaction, fold_in: bool = False) -> torch.Tensor:
@@ -73,7 +73,7 @@ def catalogue_scores(net: torch.nn.Module, interaction: Interaction, fold_in: bo
     ItemKNN = its summed item-item similarities (+ popularity tie-break), embedding models = the mean of
     the items' embeddings against every item; Pop and Random ignore the bundle.
     """
-    if hasattr(net, "full_sort_scores"):
+    if getattr(net, "ranks_catalogue", False):  # RecBole's models do not declare it
         return net.full_sort_scores(interaction)
     n = len(interaction[PARTIAL])
     if not fold_in:
@@ -238,7 +238,7 @@ def load_retriever(spec: str | torch.nn.Module | None, run=None, train_dataset=N
         raise BundleConfigError(f"fitting the retriever {spec!r} needs the run's config and train split: pass a loaded "
                                 "run (recbole_bundle.load(...)) as the model, or a fitted retriever module")
     from recbole_bundle.config import BundleConfig
-    from recbole_bundle.utils import get_model
+    from recbole_bundle.registry import get_model
 
     get_model(spec)  # unknown names: the usual message
     settings = {k: config[k] for k in DATA_KEYS if k in config and config[k] is not None}
@@ -252,7 +252,7 @@ def load_retriever(spec: str | torch.nn.Module | None, run=None, train_dataset=N
     logger.info("training the retriever %s on %s (pass a saved run as the retriever to skip this)", spec, config["dataset"])
     from recbole.utils import ModelType
 
-    from recbole_bundle.utils import get_trainer
+    from recbole_bundle.registry import get_trainer
 
     built = build_run(rcfg)
     _same_items(built.train_data.dataset, train_dataset, spec)

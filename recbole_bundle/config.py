@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
-import importlib.resources
 import math
 import re
 from pathlib import Path
@@ -28,6 +27,8 @@ from recbole.config import Config
 from recbole.utils import ModelType
 
 from recbole_bundle.errors import BundleConfigError
+from recbole_bundle.registry import get_model, is_plugin_model, plugin_model_names
+from recbole_bundle.resources import properties_dir, recbole_properties_dir
 
 #: Keys RecBole 1.2.1 reads or sets although none of its yamls declares them (from a grep of its
 #: ``config[...]`` reads), plus ``config_files``; every yaml key of RecBole and of this plugin is known too.
@@ -44,20 +45,6 @@ RUNNABLE_TYPES = (ModelType.GENERAL, ModelType.TRADITIONAL)
 
 _ANNOTATION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:.*#\s*\(([^)]*)\)")
 _TYPE_WORDS = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
-
-
-def properties_dir() -> Path:
-    """The plugin's ``properties/`` folder (source checkout / editable install, else package data)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "properties", here / "properties"):
-        if (candidate / "overall.yaml").is_file():
-            return candidate
-    return Path(str(importlib.resources.files("recbole_bundle") / "properties"))
-
-
-def recbole_properties_dir() -> Path:
-    """RecBole's own ``properties/`` folder (overall, model, dataset and quick-start yamls)."""
-    return Path(__import__("recbole").__file__).parent / "properties"
 
 
 def plugin_config_files(model_class: type, dataset: str) -> list[str]:
@@ -243,10 +230,8 @@ def _recbole_model_names() -> list[str]:
 def resolve_model(model: str | type) -> type:
     """The model class for ``model``; a wrong-case or misspelt name gets a did-you-mean, and a RecBole model
     of a type this plugin cannot run (sequential, context-aware, knowledge-based) a message saying which run."""
-    from recbole_bundle.utils import _plugin_model_names, get_model
-
     if isinstance(model, str):
-        names = _plugin_model_names() + _recbole_model_names()
+        names = plugin_model_names() + _recbole_model_names()
         try:
             if model not in names and any(n.lower() == model.lower() for n in names):
                 raise BundleConfigError(f"unknown model '{model}' (model names are case-sensitive).")
@@ -256,15 +241,13 @@ def resolve_model(model: str | type) -> type:
             raise BundleConfigError(f"{text}{did_you_mean(model, names)}") from None
     else:
         cls = model
-    from recbole_bundle.model.base import BundleChoiceModel
-
     mtype = getattr(cls, "type", None)
-    if not (isinstance(cls, type) and (issubclass(cls, BundleChoiceModel) or mtype in RUNNABLE_TYPES)):
+    if not (isinstance(cls, type) and (is_plugin_model(cls) or mtype in RUNNABLE_TYPES)):
         kind = getattr(mtype, "name", str(mtype)).lower()
         raise BundleConfigError(
             f"model '{getattr(cls, '__name__', cls)}' is a RecBole {kind} model, which needs "
             f"{'sequences' if mtype == ModelType.SEQUENTIAL else 'context features' if mtype in (ModelType.CONTEXT, ModelType.DECISIONTREE) else 'a knowledge graph' if mtype == ModelType.KNOWLEDGE else 'other inputs'}"
-            f"; recbole_bundle runs its own models ({', '.join(n for n in _plugin_model_names() if n != 'BundleChoiceModel')}) "
+            f"; recbole_bundle runs its own models ({', '.join(n for n in plugin_model_names() if n != 'BundleChoiceModel')}) "
             f"and RecBole's general "
             f"and traditional models on the bundle–item graph (e.g. Random, Pop, ItemKNN, BPR, LightGCN, NeuMF)"
         )
@@ -407,8 +390,7 @@ class BundleConfig(Config):
 
     def _check_metrics(self, sources: list[tuple[str, dict]]) -> None:
         """Only the multiple-choice metrics can be computed on questions; RecBole would crash on others."""
-        from recbole_bundle.metrics import CHOICE_METRICS
-        from recbole_bundle.tables import display_metric_name
+        from recbole_bundle.metrics import CHOICE_METRICS, display_metric_name
 
         supported = {cls.name: display_metric_name(cls.name) for cls in CHOICE_METRICS}
         merged, origin = {}, {}

@@ -26,9 +26,13 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import PathLike, atomic_dir, atomic_write_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -213,3 +217,21 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
             indent=2,
         ),
     )
+
+
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase, source: str = "") -> None:
+    """Raise BundleConfigError if ``tokenizer`` is blank (tiny vocabulary or encodes text to nothing)."""
+    where = f" from {source}" if source else ""
+    try:
+        size = len(tokenizer)
+        ids = tokenizer("A", add_special_tokens=False)["input_ids"]
+    except Exception as err:
+        raise BundleConfigError(f"blank tokenizer loaded{where}: it cannot encode text ({err})") from err
+    special = set(tokenizer.all_special_ids)
+    real = [i for i in ids if i not in special]
+    if size <= 100 or not real:
+        raise BundleConfigError(
+            f"blank tokenizer loaded{where}: {size} tokens and 'A' encodes to {ids} (expected more than "
+            f"100 tokens and at least one non-special id); the model folder's tokenizer files are "
+            f"missing or broken - re-create them with tokenizer.save_pretrained(<folder>)"
+        )

@@ -187,20 +187,20 @@ def build_run(config, source: str = "") -> LoadedRun:
     (:func:`recbole_bundle.quick_start.run_recbole_bundle`) builds them, with the same seeds."""
     from recbole.utils import init_seed
 
-    from recbole_bundle.utils import create_dataset, data_preparation
+    from recbole_bundle.data.prepare import create_dataset, data_preparation
+    from recbole_bundle.quick_start import build_model
 
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = config.model_class(config, train_data.dataset).to(config["device"])
+    model = build_model(config, train_data, valid_data)
     model.run_config = config  # what save_pretrained writes when no config is given
     return LoadedRun(config, dataset, model, train_data, valid_data, test_data, source)
 
 
 def fit_in_one_pass(run: LoadedRun) -> None:
     """Fit a model trained in one pass over the training data (RecBole's traditional models: Pop, ItemKNN)."""
-    from recbole_bundle.utils import get_trainer
+    from recbole_bundle.registry import get_trainer
 
     trainer = get_trainer(run.config["MODEL_TYPE"], run.config["model"], run.config.model_class)(run.config, run.model)
     trainer.fit(run.train_data, None, verbose=False, saved=False, show_progress=False)
@@ -269,7 +269,7 @@ def evaluate_saved(path: str | os.PathLike, cmd_args: Sequence[str] | None = Non
     from recbole.utils import init_logger
 
     from recbole_bundle.compat import make_output_dirs
-    from recbole_bundle.utils import get_trainer
+    from recbole_bundle.registry import get_trainer
 
     run = load(path, cmd_args=cmd_args, **overrides)
     config = run.config
@@ -372,7 +372,7 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike, config
     An existing export there is replaced; any other non-empty folder is refused."""
     from safetensors.torch import save as safetensors_bytes
 
-    from recbole_bundle import __version__
+    from recbole_bundle._version import __version__
     from recbole_bundle.io import atomic_write_text
     from recbole_bundle.io import atomic_dir, umask
 

@@ -7,6 +7,8 @@ always true under letter scoring).
 
 from __future__ import annotations
 
+import re
+
 from recbole.evaluator import register
 from recbole.evaluator.base_metric import AbstractMetric
 from recbole.utils import EvaluatorType
@@ -75,3 +77,17 @@ def register_metrics() -> None:
         register.metrics_dict[cls.name] = cls
         register.metric_information[cls.name] = cls.metric_need
         register.metric_types[cls.name] = cls.metric_type
+
+
+#: Lower-case metric stems and how tables and messages spell them; anything else is shown as given.
+METRIC_DISPLAY: dict[str, str] = {"hitrate": "HitRate", "validratio": "ValidRatio"}
+_STEM = re.compile(r"^([A-Za-z_]+)(.*)$", re.DOTALL)
+
+
+def display_metric_name(metric: str) -> str:
+    """``hitrate@1`` -> ``HitRate@1``, ``validratio`` -> ``ValidRatio``, others unchanged."""
+    m = _STEM.match(metric)
+    if m is None:
+        return metric
+    stem, rest = m.groups()
+    return METRIC_DISPLAY.get(stem, stem) + rest

@@ -13,7 +13,9 @@ from recbole.utils import ModelType, init_logger, init_seed
 from recbole_bundle import distributed
 from recbole_bundle.config import BundleConfig
 from recbole_bundle.compat import make_output_dirs
-from recbole_bundle.utils import create_dataset, data_preparation, get_trainer
+from recbole_bundle.data.prepare import create_dataset, data_preparation
+from recbole_bundle.graph_features import prepare_item_features
+from recbole_bundle.registry import get_trainer
 
 
 def run_recbole_bundle(
@@ -49,8 +51,7 @@ def run_recbole_bundle(
     data = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, data)
 
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    net = config.model_class(config, train_data.dataset).to(config["device"])
+    net = build_model(config, train_data, valid_data)
     logger.info(net, extra=FILE_ONLY)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"], config.model_class)(config, net)
     if config["resume_checkpoint"]:
@@ -76,6 +77,15 @@ def run_recbole_bundle(
         "net": net,  # the trained model (in memory; for rerankers and studies)
         "test_data": test_data,
     }
+
+
+def build_model(config, train_data, valid_data=None):
+    """Prepare the model's item features (:func:`~recbole_bundle.graph_features.prepare_item_features`:
+    feature files, or LightGCN on this run's train graph), then build the model from the config, seeded
+    (``seed`` + local rank) and on the config's device. Every entry point builds models this way."""
+    prepare_item_features(config, train_data, valid_data)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    return config.model_class(config, train_data.dataset).to(config["device"])
 
 
 def compare(models: Sequence[str], dataset: str, seeds: Sequence[int] = (2020,), *args: Any, **options: Any) -> dict[str, Any]:

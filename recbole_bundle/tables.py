@@ -22,12 +22,12 @@ import json
 import math
 import numbers
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import PathLike, atomic_write_text
+from recbole_bundle.metrics import METRIC_DISPLAY, display_metric_name
 
 __all__ = [
     "METRIC_DISPLAY",
@@ -45,26 +45,11 @@ __all__ = [
     "read_run_log",
 ]
 
-#: Lower-case metric stems and how tables spell them; anything else is shown as given.
-METRIC_DISPLAY: dict[str, str] = {"hitrate": "HitRate", "validratio": "ValidRatio"}
-
 #: Cell text for a model that reports a metric in none of its seeds.
 MISSING = "–"
 _TEX_MISSING = "--"
 
-_STEM = re.compile(r"^([A-Za-z_]+)(.*)$", re.DOTALL)
-
-
 # --------------------------------------------------------------------------- names
-
-
-def display_metric_name(metric: str) -> str:
-    """``hitrate@1`` -> ``HitRate@1``, ``validratio`` -> ``ValidRatio``, others unchanged."""
-    m = _STEM.match(metric)
-    if m is None:
-        return metric
-    stem, rest = m.groups()
-    return METRIC_DISPLAY.get(stem, stem) + rest
 
 
 def _md_escape(text: str) -> str:

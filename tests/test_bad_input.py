@@ -21,7 +21,7 @@ import torch
 from recbole_bundle.config import BundleConfig, known_config_keys
 from recbole_bundle.errors import BundleConfigError, BundleDataError, BundleError
 from recbole_bundle.quick_start import run_recbole_bundle
-from recbole_bundle.utils import create_dataset
+from recbole_bundle.data.prepare import create_dataset
 from tests.conftest import ROOT, tiny_bundles, write_atomic
 
 
@@ -327,7 +327,7 @@ def test_wrong_type_from_command_line_and_yaml(tmp_path):
 
 def _questions(data_root):
     from recbole_bundle.data.dataset import BundleDataset
-    from recbole_bundle.utils import eval_questions
+    from recbole_bundle.data.prepare import eval_questions
 
     config = BundleConfig("Pop", "sample", config_dict={"data_path": str(data_root), "state": "WARNING"})
     ds = BundleDataset(config)
@@ -351,7 +351,7 @@ def test_corrupt_question_cache_is_rebuilt_with_a_warning(data_root, caplog):
 
 
 def test_corrupt_relational_cache_is_rebuilt_with_a_warning(tmp_path, caplog):
-    from recbole_bundle.features.relational import lightgcn_item_features
+    from recbole_bundle.graph_features import lightgcn_item_features
 
     write_atomic(tmp_path, "rel", tiny_bundles(24, 30))
     config = BundleConfig("CLHE", "rel", config_dict=cfg(tmp_path))

@@ -12,7 +12,8 @@ from recbole_bundle.testing import tiny_llama
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT
 from recbole_bundle.quick_start import run_recbole_bundle
 from recbole_bundle.trainer import BundleMLLMTrainer
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
+from recbole_bundle.graph_features import prepare_item_features
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def build(mllm_config, model="BundleMLLM", **extra):
     cfg = BundleConfig(model, "sample", config_dict={**mllm_config, **extra})
     ds = create_dataset(cfg)
     train, valid, test = data_preparation(cfg, ds)
+    prepare_item_features(cfg, train, valid)  # the pipeline's feature step: relational LightGCN
     torch.manual_seed(0)
     net = cfg.model_class(cfg, train.dataset)
     return cfg, net, train, valid, test

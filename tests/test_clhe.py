@@ -9,13 +9,15 @@ import torch
 from recbole_bundle.config import BundleConfig
 from recbole_bundle.data.dataloader import CANDIDATES
 from recbole_bundle.quick_start import run_recbole_bundle
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
+from recbole_bundle.graph_features import prepare_item_features
 
 
 def _build(run_config, **extra):
     cfg = BundleConfig("CLHE", "sample", config_dict={**run_config, "relational_epochs": 2, **extra})
     ds = create_dataset(cfg)
     train, valid, test = data_preparation(cfg, ds)
+    prepare_item_features(cfg, train, valid)  # the pipeline's feature step: relational LightGCN
     torch.manual_seed(0)
     return cfg, cfg.model_class(cfg, train.dataset), train, test
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from recbole_bundle.config import BundleConfig
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.data.prepare import create_dataset, data_preparation
 from tests.conftest import tiny_bundles, write_atomic
 
 

@@ -104,13 +104,16 @@ def _clhe_worker(rank: int, world: int, port: int, data_path: str, out: str) -> 
     from recbole.utils import init_seed
 
     from recbole_bundle.config import BundleConfig
-    from recbole_bundle.utils import create_dataset, data_preparation, get_trainer
+    from recbole_bundle.data.prepare import create_dataset, data_preparation
+    from recbole_bundle.graph_features import prepare_item_features
+    from recbole_bundle.registry import get_trainer
 
     distributed.setup()
     cfg = BundleConfig("CLHE", "tiny", config_dict={
         "data_path": data_path, "checkpoint_dir": f"{out}/saved{rank}", "use_gpu": False, "show_progress": False,
         "state": "WARNING", "epochs": 2, "relational_epochs": 1, "train_batch_size": 8})
-    train, _, _ = data_preparation(cfg, create_dataset(cfg))
+    train, valid, _ = data_preparation(cfg, create_dataset(cfg))
+    prepare_item_features(cfg, train, valid)
     init_seed(100 + rank, True)  # ranks start apart: DDP must broadcast rank 0's weights
     net = cfg.model_class(cfg, train.dataset)
     start = {k: v.clone() for k, v in net.state_dict().items()}

@@ -18,7 +18,7 @@ from recbole_bundle.features.__main__ import main as features_main
 from recbole_bundle.features.encoders import build_encoder
 from recbole_bundle.features.media import MediaError, load_audio, load_image
 from recbole_bundle.testing import tiny_blip2, tiny_clap
-from recbole_bundle.utils import create_dataset
+from recbole_bundle.data.prepare import create_dataset
 
 from conftest import tiny_bundles, write_atomic
 
@@ -212,7 +212,7 @@ def test_resume_with_other_settings_is_refused(toy, tiny_models, tmp_path, monke
 
 
 def test_relational_export_uses_train_edges_only(toy, monkeypatch):
-    from recbole_bundle.features import relational
+    from recbole_bundle import graph_features as relational
 
     seen = {}
     original = relational._train_lightgcn
@@ -230,7 +230,7 @@ def test_relational_export_uses_train_edges_only(toy, monkeypatch):
     iid = ds.field2token_id["item_id"]
     for t, row in zip(arrays["tokens"], arrays["features"]):  # row of token t = LightGCN's embedding of t
         np.testing.assert_allclose(row, seen["emb"][iid[t]], atol=1e-6)
-    from recbole_bundle.utils import data_preparation
+    from recbole_bundle.data.prepare import data_preparation
 
     _, valid, test = data_preparation(cfg, ds)
     for loader in (valid, test):  # no held-out (bundle, item) pair of valid/test bundles is an edge

@@ -13,10 +13,10 @@ import torch
 
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle import hub
-from recbole_bundle.hub import SMOLLM2_PRESET, resolve_backbone
+from recbole_bundle.hub import SMOLLM2_PRESET, check_tokenizer, resolve_backbone
 from recbole_bundle.model.bundle_mllm import llm
 from recbole_bundle.model.bundle_mllm.answers import letter_token_ids, parse_letter
-from recbole_bundle.model.bundle_mllm.llm import check_tokenizer, load_backbone
+from recbole_bundle.model.bundle_mllm.llm import load_backbone
 from recbole_bundle.model.bundle_mllm.lora import apply_lora
 from recbole_bundle.testing import tiny_llama, tiny_tokenizer
 

@@ -7,7 +7,7 @@ from recbole_bundle.config import BundleConfig
 from recbole_bundle.data.dataset import BundleDataset
 from recbole_bundle.data.questions import NegativeSampler, build_eval_questions, sample_train_questions
 from recbole_bundle.errors import BundleConfigError
-from recbole_bundle.utils import eval_questions, make_negative_sampler
+from recbole_bundle.data.prepare import eval_questions, make_negative_sampler
 
 
 def setup(data_root, **cfg):
@@ -74,7 +74,7 @@ def test_popularity_and_hard_negatives_differ_from_uniform(data_root):
     _, uni = neg_stats("uniform")
     _, popneg = neg_stats("popularity")
     assert pop[popneg].mean() > 1.5 * pop[uni].mean()
-    from recbole_bundle.utils import relational_embedding
+    from recbole_bundle.data.prepare import relational_embedding
 
     emb = relational_embedding(config, ds, train)
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

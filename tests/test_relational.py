@@ -3,8 +3,8 @@
 import numpy as np
 
 from recbole_bundle.config import BundleConfig
-from recbole_bundle.features.relational import lightgcn_item_features
-from recbole_bundle.utils import create_dataset, data_preparation
+from recbole_bundle.graph_features import lightgcn_item_features
+from recbole_bundle.data.prepare import create_dataset, data_preparation
 
 
 def test_lightgcn_features_train_only_early_stopped_and_cached(run_config, data_root):
@@ -17,13 +17,12 @@ def test_lightgcn_features_train_only_early_stopped_and_cached(run_config, data_
     graph = set(zip(train_ds.inter_feat["bundle_id"].tolist(), train_ds.inter_feat["item_id"].tolist()))
     for eb in (valid.dataset.eval_bundles, test.dataset.eval_bundles):
         assert not any((b, i) in graph for b, gt in zip(eb.bundles, eb.held_out) for i in gt)
-    assert train_ds.valid_questions is valid.questions
-    feats = lightgcn_item_features(cfg, train_ds, epochs=30, dim=16)
+    feats = lightgcn_item_features(cfg, train_ds, valid.questions, epochs=30, dim=16)
     assert feats.shape == (ds.item_num, 16) and np.isfinite(feats).all()
     cached = list((data_root / "sample" / "cache").glob("relational_lightgcn_*.npz"))
     assert len(cached) == 1
     assert not list((data_root.parent / "saved").glob("LightGCN-*.pth"))  # temporary checkpoint removed
-    np.testing.assert_array_equal(lightgcn_item_features(cfg, train_ds, epochs=30, dim=16), feats)
+    np.testing.assert_array_equal(lightgcn_item_features(cfg, train_ds, valid.questions, epochs=30, dim=16), feats)
     # item embeddings carry co-occurrence: items of the same train bundle are closer than random pairs
     e = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     ids, items = train_ds.train_bundles

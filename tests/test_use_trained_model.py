@@ -262,6 +262,8 @@ class FixedScorer(torch.nn.Module):
 class FixedRetriever(torch.nn.Module):
     """A catalogue scorer with a fixed score per item."""
 
+    ranks_catalogue = True  # the declared hook (BundleChoiceModel.ranks_catalogue)
+
     def __init__(self, table: torch.Tensor) -> None:
         super().__init__()
         self.table = table

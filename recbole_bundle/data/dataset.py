@@ -264,6 +264,28 @@ class BundleDataset(Dataset):
         titles[0] = ""
         return titles
 
+    def set_item_modalities(self, features: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """The item features the pipeline prepared for the model (``name -> (features, missing)``),
+        stored read-only: models read them with :meth:`item_modality` and never change them."""
+        prepared = {}
+        for name, (feats, missing) in features.items():
+            feats, missing = np.array(feats, dtype=np.float32), np.array(missing, dtype=bool)
+            feats.setflags(write=False)
+            missing.setflags(write=False)
+            prepared[name] = (feats, missing)
+        self._item_modalities = prepared
+
+    def item_modality(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared item feature ``name``: ``(features [n_items, d], missing [n_items])`` (row 0 = padding)."""
+        prepared = getattr(self, "_item_modalities", {})
+        if name not in prepared:
+            raise BundleConfigError(
+                f"item feature '{name}' was not prepared for this model (prepared: {sorted(prepared)}); build "
+                f"models through the pipeline: recbole_bundle.quick_start.build_model(config, train_data, "
+                f"valid_data) prepares every feature the model's item_feature_names() lists"
+            )
+        return prepared[name]
+
     def feature_path(self, name: str) -> Path:
         return Path(self.dataset_path) / f"{self.dataset_name}.feat_{name}.npz"
 

@@ -22,7 +22,7 @@ def resolve_path(path: str | os.PathLike) -> Path:
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    from recbole_bundle.config import properties_dir
+    from recbole_bundle.resources import properties_dir
 
     rooted = properties_dir().parent / p
     return rooted if rooted.exists() else p

@@ -50,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from recbole_bundle.config import BundleConfig
     from recbole_bundle.features.encoders import build_encoder
-    from recbole_bundle.features.extract import export_graph_features, extract_encoder_features
+    from recbole_bundle.features.extract import extract_encoder_features
+    from recbole_bundle.graph_features import export_graph_features
     from recbole_bundle.features.media import AUDIO_EXTS, IMAGE_EXTS, index_media
-    from recbole_bundle.utils import create_dataset
+    from recbole_bundle.data.prepare import create_dataset
 
     if args.batch_size < 1 or args.epochs < 1:
         raise BundleConfigError(f"--batch-size ({args.batch_size}) and --epochs ({args.epochs}) must be >= 1")

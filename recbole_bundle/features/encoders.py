@@ -139,7 +139,7 @@ class TextEncoder(Encoder):
     def __init__(self, name: str, device: str = "cpu", max_length: int = 64) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from recbole_bundle.model.bundle_mllm.llm import check_tokenizer
+        from recbole_bundle.hub import check_tokenizer
 
         super().__init__(name, device)
         folder = minilm_path() if name.lower() == MINILM_PRESET else _model_dir(name)

@@ -2,8 +2,8 @@
 
 ``extract_encoder_features`` runs any :class:`~recbole_bundle.features.encoders.Encoder` over the
 items in batches (progress bar, resumable through :class:`FeatureStore`); items whose media is
-absent or unreadable are recorded and get a missing row. ``export_graph_features`` writes the
-LightGCN ``relational`` (train bundle graph) and ``cf`` (user–item graph) features in the same format.
+absent or unreadable are recorded and get a missing row. The LightGCN ``relational`` and ``cf`` features
+are written in the same format by :mod:`recbole_bundle.graph_features` (they need a model and a trainer).
 """
 
 from __future__ import annotations
@@ -62,28 +62,4 @@ def extract_encoder_features(
         batch = np.zeros((len(chunk), feats.shape[1]), np.float32)  # missing items: zero rows
         batch[~missing] = feats
         store.add(chunk, batch, missing, reasons)
-    return store.finish()
-
-
-def export_graph_features(config, dataset, modality: str, epochs: int, dim: int = 64, restart: bool = False,
-                          name: str | None = None) -> Path:
-    """``relational`` (LightGCN on the train split's bundle–item graph; held-out items never enter it)
-    or ``cf`` (LightGCN on ``<ds>.useritem``) as ``<ds>.feat_<modality>.npz`` + ``.json``."""
-    from recbole_bundle.features.relational import cf_item_features, lightgcn_item_features
-
-    if modality == "relational":
-        from recbole_bundle.utils import data_preparation
-
-        train, _, _ = data_preparation(config, dataset)
-        feats = lightgcn_item_features(config, train.dataset, epochs=epochs, dim=dim)
-        missing = np.zeros(len(feats), bool)
-        describe = {"graph": "train bundle-item graph", "split_seed": config["split_seed"] or config["seed"],
-                    "bundle_split": config["bundle_split"], "bundle_split_ratio": list(config["bundle_split_ratio"])}
-    else:
-        feats, missing = cf_item_features(config, dataset, epochs=epochs, dim=dim)
-        describe = {"graph": "user-item interactions (<ds>.useritem)"}
-    identity = {"modality": modality, "backend": "recbole", "encoder": "LightGCN", "epochs": int(epochs), **describe}
-    tokens = item_tokens(dataset)
-    store = FeatureStore(dataset.feature_path(name or modality), tokens, identity, restart)
-    store.add(tokens, feats[1:], missing[1:], ["no interactions" if m else "" for m in missing[1:]])
     return store.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 from recbole.model.abstract_recommender import GeneralRecommender
@@ -23,6 +24,25 @@ class BundleChoiceModel(GeneralRecommender):
     input_type = InputType.POINTWISE
     type = ModelType.GENERAL
     train_on = "questions"
+    stage = "train"  # the training stage the model is in (multi-stage models set their own; trainers log it)
+    ranks_catalogue = False  # True when full_sort_scores ranks the whole catalogue (retrieval)
+
+    # ----------------------------------------------------------------- hooks the pipeline and trainers use
+    @classmethod
+    def item_feature_names(cls, config) -> list[str]:
+        """Item features the pipeline prepares BEFORE building the model (feature files, or ``relational``
+        = LightGCN trained on the run's train graph); the model reads them with
+        ``dataset.item_modality(name)`` and never trains or loads anything itself."""
+        return []
+
+    def prompt_lengths(self, partial: np.ndarray, partial_len: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
+        """Per-question input lengths, so evaluation can batch questions of similar length; None = no order."""
+        return None
+
+    def full_sort_scores(self, interaction: Interaction) -> torch.Tensor:
+        """Scores ``[B, n_items]`` of the whole catalogue for each partial bundle (retrieval), for models
+        with ``ranks_catalogue = True``; models that only compare the candidates they are shown do not."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rank the whole catalogue")
 
     def score_candidates(self, interaction: Interaction) -> torch.Tensor:
         """Scores ``[B, K]``, higher = more likely to belong; a row of NaN = no valid answer."""

@@ -20,7 +20,6 @@ from recbole.data.interaction import Interaction
 from torch import nn
 
 from recbole_bundle.data.dataloader import CANDIDATES, PARTIAL, PARTIAL_LEN
-from recbole_bundle.features.relational import item_modality
 from recbole_bundle.model.base import BundleChoiceModel
 from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion
 
@@ -35,14 +34,18 @@ class CLHE(BundleChoiceModel):
     """Hierarchical (item: modalities, bundle: items) encoder with reconstruction + two contrastive losses."""
 
     train_on = "questions"
+    ranks_catalogue = True
+
+    @classmethod
+    def item_feature_names(cls, config) -> list[str]:
+        return list(config["modalities"] or [])
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         d = int(config["embedding_size"])
-        names = list(config["modalities"] or [])
-        loaded = [item_modality(config, dataset, n) for n in names]
+        loaded = [dataset.item_modality(n) for n in self.item_feature_names(config)]
         for n, (f, _) in enumerate(loaded):
-            self.register_buffer(f"feat_{n}", F.normalize(torch.from_numpy(f), dim=-1), persistent=False)
+            self.register_buffer(f"feat_{n}", F.normalize(torch.tensor(f), dim=-1), persistent=False)
         id_missing = np.zeros(self.n_items, bool)
         id_missing[0] = True
         missing = np.stack([m for _, m in loaded] + [id_missing], 1)

@@ -29,7 +29,7 @@ from recbole_bundle.data.dataloader import LABEL
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import atomic_open, atomic_torch_save
 from recbole_bundle.metrics import HIT_KEY, VALID_KEY
-from recbole_bundle.model.base import score_candidates
+from recbole_bundle.model.base import BundleChoiceModel, score_candidates
 from recbole_bundle.trainer.checkpoint import FORMAT, config_json, load_checkpoint, load_weights, plain_result
 
 
@@ -361,10 +361,9 @@ class ChoiceTrainer(Trainer):
         if not hasattr(eval_data, "batches"):
             return None
         qs = eval_data.questions
-        lengths = getattr(self.model, "prompt_lengths", None)
-        if not (self.config["eval_sort_by_length"] and lengths):
-            return np.arange(len(qs))
-        return np.argsort(lengths(qs.partial, qs.partial_len, qs.candidates), kind="stable")
+        lengths = (self.model.prompt_lengths(qs.partial, qs.partial_len, qs.candidates)
+                   if self.config["eval_sort_by_length"] and isinstance(self.model, BundleChoiceModel) else None)
+        return np.arange(len(qs)) if lengths is None else np.argsort(lengths, kind="stable")
 
 
 class TraditionalChoiceTrainer(ChoiceTrainer):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from recbole_bundle.errors import BundleConfigError
-from recbole_bundle.hub import resolve_backbone
+from recbole_bundle.hub import check_tokenizer, resolve_backbone
 from recbole_bundle.io import PathLike
 
 if TYPE_CHECKING:  # heavy imports only for annotations
@@ -33,24 +33,6 @@ def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtyp
     if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32  # CPU, or an old GPU without bf16 (float16 training would need a scaler)
-
-
-def check_tokenizer(tokenizer: PreTrainedTokenizerBase, source: str = "") -> None:
-    """Raise BundleConfigError if ``tokenizer`` is blank (tiny vocabulary or encodes text to nothing)."""
-    where = f" from {source}" if source else ""
-    try:
-        size = len(tokenizer)
-        ids = tokenizer("A", add_special_tokens=False)["input_ids"]
-    except Exception as err:
-        raise BundleConfigError(f"blank tokenizer loaded{where}: it cannot encode text ({err})") from err
-    special = set(tokenizer.all_special_ids)
-    real = [i for i in ids if i not in special]
-    if size <= 100 or not real:
-        raise BundleConfigError(
-            f"blank tokenizer loaded{where}: {size} tokens and 'A' encodes to {ids} (expected more than "
-            f"100 tokens and at least one non-special id); the model folder's tokenizer files are "
-            f"missing or broken - re-create them with tokenizer.save_pretrained(<folder>)"
-        )
 
 
 def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import inspect
 import logging
 from pathlib import Path
@@ -26,7 +27,6 @@ from torch import nn
 
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError
-from recbole_bundle.features.relational import item_modality
 from recbole_bundle.model.base import BundleChoiceModel, tournament_scores, with_candidates
 from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
 from recbole_bundle.model.bundle_mllm.answers import answer_token_ids, letter_token_ids, parse_letter
@@ -41,6 +41,12 @@ SCORINGS = ("letter", "generate", "candidate")
 TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
 
 
+def _pipeline():
+    """:mod:`recbole_bundle.inference`, imported by name: exporting and rebuilding a run (config, data, item
+    features, then this model) is the pipeline's job; the Hugging Face-style methods only hand it over."""
+    return importlib.import_module("recbole_bundle.inference")
+
+
 @functools.cache
 def _cache_kwarg() -> str:
     """The forward argument for a KV cache: transformers >= 5.2x renamed ``past_key_values`` to ``cache``."""
@@ -53,6 +59,11 @@ class BundleMLLM(BundleChoiceModel):
     """LLM-based bundle completion with hybrid item tokens and progressive LoRA/fusion training."""
 
     train_on = "questions"
+
+    @classmethod
+    def item_feature_names(cls, config) -> list[str]:
+        """The fused token's modalities (none without the fused token)."""
+        return list(config["modalities"] or []) if config["use_fused_token"] else []
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -104,14 +115,14 @@ class BundleMLLM(BundleChoiceModel):
 
         self.fused = bool(config["use_fused_token"])
         if self.fused:
-            names = list(config["modalities"] or [])
+            names = self.item_feature_names(config)
             if not names:
                 raise BundleConfigError("use_fused_token: True needs at least one entry in 'modalities'")
-            feats, missing = zip(*(item_modality(config, dataset, n) for n in names))
+            feats, missing = zip(*(dataset.item_modality(n) for n in names))
             self.modalities = names
             for n, f in enumerate(feats):
-                self.register_buffer(f"feat_{n}", torch.from_numpy(f).to(dev), persistent=False)
-            self.register_buffer("feat_missing", torch.from_numpy(np.stack(missing, 1)).to(dev), persistent=False)
+                self.register_buffer(f"feat_{n}", torch.tensor(f, device=dev), persistent=False)
+            self.register_buffer("feat_missing", torch.tensor(np.stack(missing, 1), device=dev), persistent=False)
             d = int(config["fusion_dim"])
             self.fusion = ModalityFusion([f.shape[1] for f in feats], d, int(config["fusion_heads"])).to(dev)
             self.projector = Projector(d, hidden).to(dev)
@@ -183,9 +194,7 @@ class BundleMLLM(BundleChoiceModel):
         BundleConfig, ``result["config"]`` or the ``run_recbole_bundle`` result itself), ``recbole_bundle.json``
         and a model card ``README.md`` (with ``metrics``, e.g. ``result["test_result"]``). Never the base LLM.
         Load it with :meth:`from_pretrained` or ``recbole_bundle.load(directory)``."""
-        from recbole_bundle.inference import save_pretrained
-
-        return save_pretrained(self, directory, config, metrics)
+        return _pipeline().save_pretrained(self, directory, config, metrics)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides) -> "BundleMLLM":
@@ -194,9 +203,7 @@ class BundleMLLM(BundleChoiceModel):
         ``data_path=...``), the backbone comes from ``llm_name_or_path`` (never from the folder), then the
         peft adapter and the fusion weights are loaded. ``recbole_bundle.load(directory)`` also returns the
         config, dataset and loaders."""
-        from recbole_bundle.inference import load_pretrained
-
-        model = load_pretrained(directory, **overrides).model
+        model = _pipeline().load_pretrained(directory, **overrides).model
         if not isinstance(model, cls):
             raise BundleConfigError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
                                     f"use {type(model).__name__}.from_pretrained or recbole_bundle.load")

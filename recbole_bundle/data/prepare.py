@@ -1,4 +1,5 @@
-"""Plugin-first lookups (models, trainers, datasets) and the data preparation shared by every run."""
+"""Data preparation shared by every run: the dataset, the bundle-level split, and the train / valid / test
+loaders (valid and test serve fixed, cached multiple-choice questions)."""
 
 from __future__ import annotations
 
@@ -9,50 +10,13 @@ from pathlib import Path
 
 import numpy as np
 from recbole.data.utils import create_samplers, get_dataloader
-from recbole.utils import ModelType
-from recbole.utils import get_model as recbole_get_model
 
 from recbole_bundle.data.dataloader import ChoiceDataLoader, TrainQuestionLoader
 from recbole_bundle.data.dataset import BundleDataset
 from recbole_bundle.data.questions import (NegativeSampler, build_eval_questions, cache_key, load_or_build,
                                           negatives_source_key)
-from recbole_bundle.errors import BundleConfigError
 
 logger = logging.getLogger(__name__)
-
-
-def _plugin_model_names() -> list[str]:
-    from recbole_bundle import model as plugin_models
-
-    return sorted(n for n in dir(plugin_models) if isinstance(getattr(plugin_models, n), type) and n[0].isupper())
-
-
-def get_model(model_name: str) -> type:
-    """The model class named ``model_name``: recbole_bundle's first, then RecBole's."""
-    from recbole_bundle import model as plugin_models
-
-    cls = getattr(plugin_models, model_name, None)
-    if isinstance(cls, type):
-        return cls
-    try:
-        return recbole_get_model(model_name)
-    except (ValueError, ImportError):  # RecBole's lookup imports exlib modules (lightgbm, xgboost) on the way
-        raise BundleConfigError(
-            f"unknown model '{model_name}'. recbole_bundle models: {', '.join(_plugin_model_names())}; "
-            f"RecBole's general models (e.g. Random, Pop, ItemKNN, BPR, NeuMF) also work. Names are case-sensitive."
-        ) from None
-
-
-def get_trainer(model_type: ModelType, model_name: str, model_class: type | None = None) -> type:
-    """``recbole_bundle.trainer.<Model>Trainer`` for the model or its nearest base class that has one,
-    else the choice trainer for the model type."""
-    trainers = importlib.import_module("recbole_bundle.trainer")
-    names = [c.__name__ for c in model_class.__mro__] if model_class is not None else [model_name]
-    for name in names:
-        cls = getattr(trainers, f"{name}Trainer", None)
-        if cls is not None:
-            return cls
-    return trainers.TraditionalChoiceTrainer if model_type == ModelType.TRADITIONAL else trainers.ChoiceTrainer
 
 
 def create_dataset(config) -> BundleDataset:
@@ -134,7 +98,6 @@ def data_preparation(config, dataset: BundleDataset):
             questions = questions.subset(int(config[f"{phase}_max_questions"]), seed=int(qseed))
         loaders.append(ChoiceDataLoader(config, ds, questions, batch))
     valid_data, test_data = loaders
-    train_data.dataset.valid_questions = valid_data.questions  # for features that early-stop on valid (never test)
     logger.info("questions: %d valid, %d test, K=%d, negatives=%s", len(valid_data.questions),
                 len(test_data.questions), config["n_candidates"], config["neg_strategy"])
     return train_data, valid_data, test_data
