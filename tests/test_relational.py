@@ -30,3 +30,26 @@ def test_lightgcn_features_train_only_early_stopped_and_cached(run_config, data_
     rng = np.random.default_rng(0)
     rand = np.mean([e[i] @ e[j] for i, j in rng.integers(1, ds.item_num, size=(300, 2))])
     assert same > rand + 0.1
+
+
+def test_exported_relational_feature_from_another_split_is_refused(run_config, data_root):
+    """A relational file exported on one split would leak that split's held-out items into another."""
+    import pytest
+
+    from recbole_bundle.errors import BundleConfigError
+    from recbole_bundle.features.__main__ import main as features_main
+    from recbole_bundle.graph_features import prepare_item_features
+
+    features_main(["--dataset=sample", "--modality=relational", "--epochs=1", "--no-progress",
+                   f"--data_path={data_root}", "--split_seed=1"])
+
+    def prepared(split_seed: int):
+        cfg = BundleConfig("CLHE", "sample", config_dict={**run_config, "split_seed": split_seed})
+        train, valid, _ = data_preparation(cfg, create_dataset(cfg))
+        return prepare_item_features(cfg, train, valid), train.dataset
+
+    with pytest.raises(BundleConfigError, match=r"sample\.feat_relational\.npz was exported from another split"):
+        prepared(2)
+    feats, ds = prepared(1)  # the split it was exported on: the file is used as it is
+    np.testing.assert_array_equal(feats["relational"][0], ds.item_features("relational")[0])
+    assert ds.item_modality("relational")[0].flags.writeable is False  # handed to the model read-only
