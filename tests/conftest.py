@@ -76,3 +76,38 @@ def _chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """RecBole writes log/ and log_tensorboard/ into the working directory: keep them out of the repo."""
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    """A tiny random Llama + tokenizer written with save_pretrained (loaded back like a real checkpoint)."""
+    from recbole_bundle.testing import tiny_llama
+
+    return str(tiny_llama(tmp_path_factory.mktemp("tiny") / "llama"))
+
+
+@pytest.fixture
+def mllm_config(run_config, tiny_path):
+    """``run_config`` for Bundle-MLLM on the tiny backbone with a tiny budget (letter scoring)."""
+    run_config.update(llm_name_or_path=tiny_path, train_questions_per_epoch=16, valid_max_questions=16,
+                      relational_epochs=1, epochs=1, n_candidates=4, eval_batch_size=16,
+                      scoring="letter")  # the letter-interface tests; candidate scoring has its own module
+    return run_config
+
+
+def build(mllm_config: dict, model: str = "BundleMLLM", **extra):
+    """Config, a model built as the pipeline builds it (item features prepared first, then the model, seeded
+    with 0) and the (train, valid, test) loaders, on the sample; ``extra`` overrides config keys."""
+    from recbole_bundle.config import BundleConfig
+    from recbole_bundle.data.prepare import create_dataset, data_preparation
+    from recbole_bundle.graph_features import prepare_item_features
+
+    import torch
+
+    cfg = BundleConfig(model, "sample", config_dict={**mllm_config, **extra})
+    ds = create_dataset(cfg)
+    train, valid, test = data_preparation(cfg, ds)
+    prepare_item_features(cfg, train, valid)  # the pipeline's feature step: relational LightGCN
+    torch.manual_seed(0)
+    net = cfg.model_class(cfg, train.dataset)
+    return cfg, net, train, valid, test

@@ -8,35 +8,10 @@ import pytest
 import torch
 
 from recbole_bundle.config import BundleConfig
-from recbole_bundle.testing import tiny_llama
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SEP_SLOT
 from recbole_bundle.quick_start import run_recbole_bundle
 from recbole_bundle.trainer import BundleMLLMTrainer
-from recbole_bundle.data.prepare import create_dataset, data_preparation
-from recbole_bundle.graph_features import prepare_item_features
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    return str(tiny_llama(tmp_path_factory.mktemp("tiny") / "llama"))
-
-
-@pytest.fixture
-def mllm_config(run_config, tiny_path):
-    run_config.update(llm_name_or_path=tiny_path, train_questions_per_epoch=16, valid_max_questions=16,
-                      relational_epochs=1, epochs=1, n_candidates=4, eval_batch_size=16,
-                      scoring="letter")  # the letter-interface tests; candidate scoring has its own module
-    return run_config
-
-
-def build(mllm_config, model="BundleMLLM", **extra):
-    cfg = BundleConfig(model, "sample", config_dict={**mllm_config, **extra})
-    ds = create_dataset(cfg)
-    train, valid, test = data_preparation(cfg, ds)
-    prepare_item_features(cfg, train, valid)  # the pipeline's feature step: relational LightGCN
-    torch.manual_seed(0)
-    net = cfg.model_class(cfg, train.dataset)
-    return cfg, net, train, valid, test
+from tests.conftest import build
 
 
 def test_prompt_shapes_and_fused_tokens_land_in_slots(mllm_config):

@@ -13,7 +13,7 @@ from recbole_bundle.model.bundle_mllm.answers import answer_token_ids
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SCORE_REF
 from recbole_bundle.trainer import BundleMLLMTrainer
 
-from test_bundle_mllm import build, mllm_config, tiny_path  # noqa: F401  (fixtures)
+from tests.conftest import build
 
 
 def test_prompt_marks_one_score_position_per_candidate(mllm_config):

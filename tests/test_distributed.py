@@ -19,7 +19,6 @@ import torch.multiprocessing as mp
 from recbole_bundle import distributed
 from recbole_bundle.quick_start import run_recbole_bundle
 
-from test_bundle_mllm import mllm_config, tiny_path  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 

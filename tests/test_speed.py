@@ -11,7 +11,7 @@ from recbole_bundle.data.dataloader import CANDIDATES
 from recbole_bundle.model.base import with_candidates
 from recbole_bundle.trainer import BundleMLLMTrainer
 
-from test_bundle_mllm import build, mllm_config, tiny_path  # noqa: F401  (fixtures)
+from tests.conftest import build
 
 
 def _letter_probs(net, batch):

@@ -10,7 +10,6 @@ from PIL import Image
 
 from recbole_bundle.studies import main as studies_main, variants_for
 
-from test_bundle_mllm import mllm_config, tiny_path  # noqa: F401  (fixtures)
 
 
 def _args(cfg: dict) -> list[str]:
