@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from recbole_bundle.errors import EXIT_INTERRUPTED, EXIT_USAGE, BundleError
@@ -52,12 +53,25 @@ def main(argv: list[str] | None = None) -> int:
                           proposed=[p for p in args.proposed.split(",") if p])
             sys.stdout.write(out["tables"]["md"].read_text())
         else:
+            from recbole_bundle.summary import baseline_on_same_questions, format_summary
+
+            start = time.perf_counter()
             result = run_recbole_bundle(models[0], args.dataset, files, cmd_args=rest)
+            curve = None
             if len(result["curve"]) > 1 and distributed.is_main():  # validation curve beside the results
-                save_curve(result["curve"], Path(args.out_dir) / "curves" / f"{args.dataset}_{models[0]}_seed{result['seed']}.png",
-                            f"{models[0]} on {args.dataset} (seed {result['seed']})", result["config"]["valid_metric"])
+                curve = Path(args.out_dir) / "curves" / f"{args.dataset}_{models[0]}_seed{result['seed']}.png"
+                save_curve(result["curve"], curve, f"{models[0]} on {args.dataset} (seed {result['seed']})",
+                           result["config"]["valid_metric"])
             for key, value in result["test_result"].items():
                 sys.stdout.write(f"{key}: {value}\n")
+            baseline, why = None, None
+            try:  # the same test questions answered by a classic baseline (every process: evaluation gathers)
+                baseline = baseline_on_same_questions(result)
+            except BundleError as e:
+                why = str(e)
+            if distributed.is_main():  # what a person reads: the result beside chance and the baseline
+                sys.stdout.write("\n" + format_summary(result, baseline, curve if curve and curve.is_file() else None,
+                                                        time.perf_counter() - start, why))
     except BundleError as e:  # usage / config / data error: one message, exit 2 (README "Bad input")
         sys.stderr.write(f"error: {e}\n")
         return EXIT_USAGE

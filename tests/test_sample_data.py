@@ -1,5 +1,7 @@
-"""The shipped synthetic ``dataset/sample/`` is reproducible, well-formed and has learnable structure."""
+"""The shipped synthetic ``dataset/sample/`` is reproducible, well-formed, and teaches: its titles and its
+relations each carry part of the answer, and together more than either."""
 
+import importlib.util
 import json
 import zipfile
 from collections import defaultdict
@@ -8,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbole_bundle.data.sample import STYLES, TEXT_DIM, VISUAL_DIM, generate_sample
+from recbole_bundle.data.sample import (COLLECTIONS_PER_THEME, DEFAULT_N_BUNDLES, DEFAULT_N_ITEMS, MAX_BUNDLE,
+                                        MIN_BUNDLE, TEXT_DIM, THEMES, VISUAL_DIM, generate_sample, make_world)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "dataset" / "sample"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "dataset" / "sample"
 FILES = [
     "sample.inter", "sample.item",
     "sample.feat_visual.npz", "sample.feat_visual.json",
@@ -21,8 +25,15 @@ INTER_HEADER = "bundle_id:token\titem_id:token"
 ITEM_HEADER = "item_id:token\ttitle:token_seq\tcategory:token\tstyle:token"
 
 
+def _signals_module():
+    spec = importlib.util.spec_from_file_location("sample_signals", ROOT / "benchmarks" / "sample_signals.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def read_sample(folder: Path, dataset: str = "sample"):
-    """(inter header, item header, {bundle: [items]}, {item: (title, category, style)})."""
+    """(inter header, item header, {bundle: [items]}, {item: (title, category, theme)})."""
     inter_lines = (folder / f"{dataset}.inter").read_text(encoding="utf-8").splitlines()
     bundles = defaultdict(list)
     for line in inter_lines[1:]:
@@ -31,14 +42,25 @@ def read_sample(folder: Path, dataset: str = "sample"):
     item_lines = (folder / f"{dataset}.item").read_text(encoding="utf-8").splitlines()
     items = {}
     for line in item_lines[1:]:
-        tok, title, category, style = line.split("\t")
-        items[tok] = (title, category, style)
+        tok, title, category, theme = line.split("\t")
+        items[tok] = (title, category, theme)
     return inter_lines[0], item_lines[0], dict(bundles), items
 
 
 @pytest.fixture(scope="module")
 def sample():
     return read_sample(SAMPLE_DIR)
+
+
+@pytest.fixture(scope="module")
+def signals():
+    """HitRate@1 of the simple scorers on the shipped files, K=10, 20% of bundles held out, two seeds
+    (~750 questions: the numbers below are deterministic; the margins are far beyond their noise)."""
+    mod = _signals_module()
+    titles, bundles, visual = mod.read_dataset(SAMPLE_DIR)
+    runs = [mod.signal_hit_rates(titles, bundles, visual, k=10, test_frac=0.2, seed=s) for s in (0, 1)]
+    n = sum(r["questions"] for r in runs)
+    return {name: sum(r[name] * r["questions"] for r in runs) / n for name in mod.SCORERS}
 
 
 def test_regenerating_reproduces_committed_files_byte_for_byte(tmp_path):
@@ -60,18 +82,18 @@ def test_npz_zip_entries_have_fixed_timestamps():
 
 
 def test_seed_changes_output_and_small_datasets_keep_invariants(tmp_path):
-    a = read_sample(generate_sample(tmp_path / "a", n_items=150, n_bundles=200, seed=1))
-    b = read_sample(generate_sample(tmp_path / "b", n_items=150, n_bundles=200, seed=2))
+    a = read_sample(generate_sample(tmp_path / "a", n_items=300, n_bundles=400, seed=1))
+    b = read_sample(generate_sample(tmp_path / "b", n_items=300, n_bundles=400, seed=2))
     assert a[2] != b[2]
     _, _, bundles, items = a
-    assert len(items) == 150 and len(bundles) == 200
+    assert len(items) == 300 and len(bundles) == 400
     assert {i for m in bundles.values() for i in m} == set(items)
-    assert all(3 <= len(m) <= 6 and len(set(m)) == len(m) for m in bundles.values())
+    assert all(MIN_BUNDLE <= len(m) <= MAX_BUNDLE and len(set(m)) == len(m) for m in bundles.values())
 
 
 def test_too_few_bundles_or_items_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="n_bundles"):
-        generate_sample(tmp_path / "x", n_items=600, n_bundles=50)
+        generate_sample(tmp_path / "x", n_items=DEFAULT_N_ITEMS, n_bundles=50)
     with pytest.raises(ValueError, match="n_items"):
         generate_sample(tmp_path / "y", n_items=20, n_bundles=50)
 
@@ -80,17 +102,17 @@ def test_headers_sizes_and_coverage(sample):
     inter_header, item_header, bundles, items = sample
     assert inter_header == INTER_HEADER
     assert item_header == ITEM_HEADER
-    assert len(items) == 600 and len(bundles) == 1200
+    assert len(items) == DEFAULT_N_ITEMS == 480 and len(bundles) == DEFAULT_N_BUNDLES == 600
     assert {i for m in bundles.values() for i in m} == set(items), "every item in >= 1 bundle"
     sizes = [len(m) for m in bundles.values()]
-    assert min(sizes) == 3 and max(sizes) == 6
+    assert min(sizes) == MIN_BUNDLE == 3 and max(sizes) == MAX_BUNDLE == 5
     assert all(len(set(m)) == len(m) for m in bundles.values()), "duplicate item in a bundle"
     for m in bundles.values():  # outfits hold items of distinct categories
         cats = [items[i][1] for i in m]
         assert len(set(cats)) == len(cats)
-    for title, category, style in items.values():
+    for title, category, theme in items.values():
         assert title and "  " not in title and title == title.strip()
-        assert style in STYLES and category
+        assert theme in THEMES and category
 
 
 def test_readme_says_synthetic_and_how_to_regenerate():
@@ -99,51 +121,55 @@ def test_readme_says_synthetic_and_how_to_regenerate():
     assert "python -m recbole_bundle.data.sample --out dataset/sample" in text
 
 
-def _hit(scores: np.ndarray) -> float:
-    """HitRate@1 of candidate 0 with fractional ties."""
-    top = scores.max()
-    return 1.0 / np.sum(scores == top) if scores[0] == top else 0.0
+def _centroid_accuracy(feats: np.ndarray, labels: np.ndarray) -> float:
+    """Nearest label centroid, fit on every other row, accuracy on the rest (labels 0..L-1)."""
+    fit, held = np.arange(0, len(labels), 2), np.arange(1, len(labels), 2)
+    cent = np.stack([feats[fit][labels[fit] == c].mean(0) for c in range(labels.max() + 1)])
+    return float((((feats[held][:, None, :] - cent[None]) ** 2).sum(-1).argmin(1) == labels[held]).mean())
 
 
-def test_structure_is_learnable(sample):
-    _, _, bundles, items = sample
-    tokens = sorted(items)
-    idx = {t: k for k, t in enumerate(tokens)}
-    style = np.array([STYLES.index(items[t][2]) for t in tokens])
-    members = [np.array([idx[i] for i in m]) for m in bundles.values()]
+def _within_theme_accuracy(feats: np.ndarray, coll: np.ndarray, keep: np.ndarray) -> float:
+    """Mean over themes of the nearest-centroid accuracy at telling the theme's collections apart (chance 1/3)."""
+    accs = []
+    for t in range(len(THEMES)):
+        rows = np.intersect1d(keep, np.flatnonzero(coll // COLLECTIONS_PER_THEME == t))
+        accs.append(_centroid_accuracy(feats[rows], coll[rows] - t * COLLECTIONS_PER_THEME))
+    return float(np.mean(accs))
 
-    # items of a bundle share their style far more often than two random items
-    same = sum(int((style[m][:, None] == style[m][None, :]).sum()) - len(m) for m in members)
-    pairs = sum(len(m) * (len(m) - 1) for m in members)
-    chance = float(((np.bincount(style) / len(style)) ** 2).sum())
-    assert same / pairs > 0.7 and chance < 0.3
 
-    # leave-one-out on held-out bundles, K = 10 (ground truth + 9 uniform negatives)
-    rng = np.random.default_rng(12345)
-    order = rng.permutation(len(members))
-    n_test = len(members) // 5
-    test, train = order[:n_test], order[n_test:]
-    n = len(tokens)
-    inc = np.zeros((len(train), n))
-    for r, b in enumerate(train):
-        inc[r, members[b]] = 1.0
-    pop = inc.sum(0)
-    co = inc.T @ inc
-    np.fill_diagonal(co, 0.0)
-    hits = {"random": [], "pop": [], "cooc": []}
-    for b in test:
-        m = members[b]
-        outside = np.setdiff1d(np.arange(n), m)
-        for j in range(len(m)):  # every item of the held-out bundle is the ground truth once
-            rest = np.delete(m, j)
-            cand = np.concatenate([[m[j]], rng.choice(outside, 9, replace=False)])
-            hits["random"].append(_hit(rng.random(10)))
-            hits["pop"].append(_hit(pop[cand]))
-            hits["cooc"].append(_hit(co[np.ix_(rest, cand)].sum(0)))
-    hr = {k: float(np.mean(v)) for k, v in hits.items()}
-    assert abs(hr["random"] - 0.1) < 0.03, hr
-    assert 0.18 < hr["pop"] < 0.45, f"Pop must be clearly above random but beatable: {hr}"
-    assert hr["cooc"] > hr["pop"] + 0.15, f"co-occurrence must clearly beat Pop: {hr}"
+def test_titles_show_the_theme_and_hide_the_collection():
+    """The theme word starts most titles (never a wrong one); nothing in a title tells the collection."""
+    items, bundles = make_world()
+    first = [it["title"].split(" ")[0] for it in items]
+    with_word = np.array([w == it["theme"] for w, it in zip(first, items)])
+    assert 0.9 < with_word.mean() < 1.0  # measured 0.95: a few titles carry no readable cue
+    assert not any(w in THEMES and not ok for w, ok in zip(first, with_word))
+    coll = np.array([it["collection"] for it in items])
+    vocab = sorted({w for it in items for w in it["title"].split(" ")})
+    bags = np.array([[w in it["title"].split(" ") for w in vocab] for it in items], dtype=float)
+    chance = 1 / COLLECTIONS_PER_THEME
+    assert _within_theme_accuracy(bags, coll, np.arange(len(items))) < chance + 0.1  # measured 0.46 (chance 0.5)
+    # ... while outfits follow the collections: two items of one outfit share their collection (theme)
+    # far more often than two random items
+    pairs = [(a, b) for m in bundles for i, a in enumerate(m) for b in m[i + 1:]]
+    same_coll = np.mean([coll[a] == coll[b] for a, b in pairs])
+    same_theme = np.mean([coll[a] // COLLECTIONS_PER_THEME == coll[b] // COLLECTIONS_PER_THEME for a, b in pairs])
+    chance_coll = ((np.bincount(coll) / len(coll)) ** 2).sum()  # measured 0.043
+    assert same_coll > 0.55 > 10 * chance_coll and same_theme > 0.75  # measured 0.65 and 0.81
+
+
+def test_each_signal_alone_beats_chance_and_together_they_beat_either(signals):
+    """Text alone (title-word overlap) and relations alone (co-occurrence on the train split) each beat
+    chance (0.10) by a wide margin, and the two combined beat both: the sample rewards a model that
+    reads titles AND uses relational/visual item tokens."""
+    r = signals
+    assert abs(r["random"] - 0.10) < 0.03
+    assert r["title"] > 0.45, r  # measured 0.513
+    assert r["cooccurrence"] > 0.45, r  # measured 0.501
+    assert r["visual"] > 0.45, r  # measured 0.529: the visual feature sees the hidden collections
+    assert r["title+cooccurrence"] > max(r["title"], r["cooccurrence"]) + 0.08, r  # measured 0.633
+    assert r["title+visual"] > max(r["title"], r["visual"]) + 0.04, r  # measured 0.594
+    assert r["pop"] < r["title"] - 0.1 and r["pop"] < r["cooccurrence"] - 0.1, r  # not a popularity contest
 
 
 def test_feature_files_align_with_items(sample):
@@ -167,15 +193,17 @@ def test_feature_files_align_with_items(sample):
         assert meta["n_missing"] == int(missing.sum())
 
 
-@pytest.mark.parametrize("name", ["visual", "text"])
-def test_features_carry_style_signal(sample, name):
-    """Nearest style centroid (fit on half the items) beats chance by far on the other half."""
-    _, _, _, items = sample
-    style = np.array([STYLES.index(v[2]) for v in items.values()])
-    with np.load(SAMPLE_DIR / f"sample.feat_{name}.npz") as z:
-        feats, missing = z["features"], z["missing"]
-    keep = np.flatnonzero(~missing)
-    fit, held = keep[::2], keep[1::2]
-    cent = np.stack([feats[fit][style[fit] == s].mean(0) for s in range(len(STYLES))])
-    pred = ((feats[held][:, None, :] - cent[None]) ** 2).sum(-1).argmin(1)
-    assert (pred == style[held]).mean() > 0.35  # chance ~ 0.13; measured: visual 0.82, text 0.49
+def test_text_feature_sees_the_theme_and_visual_feature_sees_the_collection():
+    items, _ = make_world()
+    coll = np.array([it["collection"] for it in items])
+    feats = {}
+    for name in ("visual", "text"):
+        with np.load(SAMPLE_DIR / f"sample.feat_{name}.npz") as z:
+            feats[name] = (z["features"], np.flatnonzero(~z["missing"]))
+    text, keep_t = feats["text"]
+    visual, keep_v = feats["visual"]
+    # chance: theme 1/12, collection 1/24, a collection within its theme 1/2; measured 0.93, 0.98, 0.44, 1.00
+    assert _centroid_accuracy(text[keep_t], coll[keep_t] // COLLECTIONS_PER_THEME) > 0.85  # the theme word
+    assert _centroid_accuracy(visual[keep_v], coll[keep_v]) > 0.9  # the hidden collection's print
+    assert _within_theme_accuracy(text, coll, keep_t) < 1 / COLLECTIONS_PER_THEME + 0.1  # text: theme, not collection
+    assert _within_theme_accuracy(visual, coll, keep_v) > 0.9
