@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import inspect
 import functools
 import math
 import re
@@ -54,9 +55,24 @@ def plugin_config_files(model_class: type, dataset: str) -> list[str]:
     ``BundleMLLM``) writes only the keys it changes.
     """
     root = properties_dir()
-    models = [root / "model" / f"{c.__name__}.yaml" for c in reversed(model_class.__mro__)]
-    files = [root / "overall.yaml", *models, root / "dataset" / f"{dataset}.yaml"]
+    models = [model_yaml(c) for c in reversed(model_class.__mro__)]
+    files = [root / "overall.yaml", *[m for m in models if m is not None], root / "dataset" / f"{dataset}.yaml"]
     return [str(f) for f in files if f.is_file()]
+
+
+def model_yaml(cls: type) -> Path | None:
+    """A model class's yaml: ``properties/model/<Name>.yaml``, else ``<Name>.yaml`` beside the file that
+    defines the class, so a user's model outside the plugin is one class and one yaml side by side (its
+    keys are then known keys of the run)."""
+    packaged = properties_dir() / "model" / f"{cls.__name__}.yaml"
+    if packaged.is_file():
+        return packaged
+    try:
+        source = inspect.getsourcefile(cls)
+    except TypeError:  # built-in classes
+        return None
+    beside = Path(source).with_name(f"{cls.__name__}.yaml") if source else None
+    return beside if beside is not None and beside.is_file() else None
 
 
 def parse_cmd_args(args: Iterable[str]) -> tuple[dict[str, str], list[str]]:
@@ -369,7 +385,7 @@ class BundleConfig(Config):
 
     # ------------------------------------------------------------------ checks
     def _check_known_keys(self, sources: list[tuple[str, dict]]) -> None:
-        known = known_config_keys()
+        known = {**known_config_keys(), **_declarations([Path(f) for f in self._plugin_files])[0]}
         for where, values in sources:
             for key in values:
                 if key in known:

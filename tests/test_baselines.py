@@ -67,29 +67,61 @@ def test_trained_models_checkpoint_and_reload(results):
     assert results["ItemKNN"]["checkpoint"] is None  # one-pass models are not checkpointed
 
 
-class MeanCooc(BundleChoiceModel):
-    """The README's example model: candidate score = learned item embedding · mean of partial bundle."""
+MEAN_EMB_PY = '''
+import torch
+from recbole_bundle import BundleChoiceModel
 
-    train_on = "questions"
+
+class MeanEmb(BundleChoiceModel):
+    """Candidate score = its embedding . the mean embedding of the partial bundle."""
+    train_on = "questions"          # fresh multiple-choice questions each epoch
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.emb = torch.nn.Embedding(self.n_items, 16, padding_idx=0)
+        self.emb = torch.nn.Embedding(self.n_items, config["embedding_size"], padding_idx=0)
+        self.scale = config["mean_emb_scale"]
 
-    def score_candidates(self, interaction):
-        partial = self.emb(interaction["partial"]).sum(1) / interaction["partial_len"].clamp(min=1)[:, None]
-        return (self.emb(interaction["candidates"]) * partial[:, None]).sum(-1)
+    def score_candidates(self, interaction):          # [B, K]
+        p = self.emb(interaction["partial"]).sum(1) / interaction["partial_len"][:, None]
+        return self.scale * (self.emb(interaction["candidates"]) * p[:, None]).sum(-1)
 
     def calculate_loss(self, interaction):
         return torch.nn.functional.cross_entropy(self.score_candidates(interaction), interaction["label"])
+'''
+
+MEAN_EMB_YAML = """\
+embedding_size: 32                # (int) Item embedding size.
+mean_emb_scale: 0.1               # (float) A key only this model declares (score temperature).
+learning_rate: 0.05               # (float) Adam learning rate.
+epochs: 12                        # (int) Maximum epochs.
+train_batch_size: 32              # (int) Questions per step.
+"""
 
 
-def test_new_model_is_one_class(run_config):
-    run_config.update(epochs=3, learning_rate=0.01)
-    r = run_recbole_bundle(MeanCooc, "sample", config_dict=run_config)
-    assert r["model"] == "MeanCooc"
-    assert r["test_result"]["validratio"] == 1.0
-    assert not math.isnan(r["best_valid_score"])
+def test_new_model_is_one_class_and_one_yaml_outside_the_plugin(run_config, tmp_path, monkeypatch):
+    """The README's pattern: a class in the user's own file and ``<Class>.yaml`` beside it, no edit to the
+    plugin; the yaml's keys (one only this model declares) reach the model, and it learns on the sample."""
+    import importlib.util
+    import sys
+
+    from recbole_bundle.errors import BundleConfigError
+
+    folder = tmp_path / "my_models"
+    folder.mkdir()
+    (folder / "mean_emb.py").write_text(MEAN_EMB_PY)
+    (folder / "MeanEmb.yaml").write_text(MEAN_EMB_YAML)
+    spec = importlib.util.spec_from_file_location("mean_emb", folder / "mean_emb.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mean_emb", module)  # as `import mean_emb` would
+    spec.loader.exec_module(module)
+    for key in ("epochs", "train_batch_size"):  # the model's yaml sets them
+        run_config.pop(key)
+    r = run_recbole_bundle(module.MeanEmb, "sample", config_dict=run_config)
+    assert r["model"] == "MeanEmb"
+    assert (r["config"]["embedding_size"], r["config"]["mean_emb_scale"], r["config"]["epochs"]) == (32, 0.1, 12)
+    assert r["test_result"]["hitrate@1"] > 0.2  # it learns: chance is 1/K = 0.1
+    with pytest.raises(BundleConfigError, match="mean_emb_scale"):  # its keys are known keys: typos get a hint
+        run_recbole_bundle(module.MeanEmb, "sample", config_dict={**run_config, "mean_emb_scal": 1.0})
 
 
 def test_recbole_model_without_plugin_class_runs(run_config):
