@@ -1,11 +1,9 @@
 """Every baseline end to end through the one pipeline, on the shipped sample."""
 
-import math
 
 import pytest
 import torch
 
-from recbole_bundle import BundleChoiceModel
 from recbole_bundle.quick_start import run_recbole_bundle
 
 METRICS = {"hitrate@1", "validratio", "hitrate@1(valid)"}
@@ -69,7 +67,6 @@ def test_trained_models_checkpoint_and_reload(results):
 
 MEAN_EMB_PY = '''
 import torch
-from recbole_bundle import BundleChoiceModel
 
 
 class MeanEmb(BundleChoiceModel):
