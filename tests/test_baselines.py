@@ -1,6 +1,5 @@
 """Every baseline end to end through the one pipeline, on the shipped sample."""
 
-
 import pytest
 import torch
 
