@@ -77,15 +77,15 @@ class TrainQuestionLoader(_QuestionLoader):
         check_train_bundles(sampler, self.k, self.bundle_items, list(map(str, names)))
         cap = config["train_questions_per_epoch"]
         self.per_epoch = min(int(cap), len(self.bundle_ids)) if cap else len(self.bundle_ids)
-        self._rng = np.random.default_rng(config["seed"])
+        self.rng = np.random.default_rng(config["seed"])  # draws every epoch's questions; a resumed run restores its state
 
     def __len__(self) -> int:
         share = -(-self.per_epoch // distributed.world_size())  # this rank's questions (torchrun)
         return (share + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Interaction]:
-        pick = np.sort(self._rng.choice(len(self.bundle_ids), size=self.per_epoch, replace=False))
+        pick = np.sort(self.rng.choice(len(self.bundle_ids), size=self.per_epoch, replace=False))
         items = [self.bundle_items[j] for j in pick]
-        qs = sample_train_questions(items, self.bundle_ids[pick], self.sampler, self.k, self._rng, self.max_items)
+        qs = sample_train_questions(items, self.bundle_ids[pick], self.sampler, self.k, self.rng, self.max_items)
         # every rank draws the same questions (same seed) and trains on its shard
-        return self._batches(qs, distributed.shard(self._rng.permutation(len(qs))))
+        return self._batches(qs, distributed.shard(self.rng.permutation(len(qs))))

@@ -27,6 +27,7 @@ import torch
 from recbole.utils import set_color
 from tqdm import tqdm
 
+from recbole_bundle.data.dataloader import TrainQuestionLoader
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import atomic_torch_save
 from recbole_bundle.trainer.checkpoint import FORMAT, config_json, load_checkpoint, plain_result, restore_rng, rng_state
@@ -51,6 +52,7 @@ class BundleMLLMTrainer(ChoiceTrainer):
         self.last_file = _last_path(self.saved_model_file)
         self._train_loader = None
         self._resumed = False
+        self._pending_loader_rng: dict | None = None  # a resumed run's train-question RNG, applied at fit()
         self.stage_results: list[dict] = []
         limit = config["llm_max_grad_norm"]
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
@@ -65,7 +67,7 @@ class BundleMLLMTrainer(ChoiceTrainer):
         stage = getattr(self.model, "stage", "s1")
         lr = float(self.config[f"{stage}_learning_rate"] or self.config["learning_rate"])
         if not params:
-            params = [torch.nn.Parameter(torch.zeros(1))]  # a stage with nothing to train (never fitted)
+            return None  # nothing to train (a zero-shot model: fit() never steps)
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(self.config["weight_decay"]))
         warm = max(int(self.config["warmup_steps"]), 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
@@ -143,13 +145,16 @@ class BundleMLLMTrainer(ChoiceTrainer):
             if not self._resumed:
                 self.model.set_stage(stage)
                 self.optimizer = self._build_optimizer()
+                if self.optimizer is None:
+                    raise BundleConfigError(
+                        f"stage {stage} has no trainable parameters (s1 and joint train LoRA: lora_r > 0; s2 and "
+                        f"joint train the fused token: use_fused_token: True); remove {stage} from 'stages'")
                 self.start_epoch, self.cur_step = 0, 0
                 self.best_valid_score = -np.inf
             self._resumed = False
             self.logger.info(set_color(f"stage {stage}", "green") + f": {sum(p.numel() for p in self.model.parameters() if p.requires_grad)} trainable parameters")
-            pending = getattr(self, "_pending_loader_rng", None)
-            if pending is not None and hasattr(train_data, "_rng"):
-                train_data._rng.bit_generator.state = pending
+            if self._pending_loader_rng is not None and isinstance(train_data, TrainQuestionLoader):
+                train_data.rng.bit_generator.state = self._pending_loader_rng  # resume: the same next epoch
                 self._pending_loader_rng = None
 
             def after_epoch(epoch_idx, valid_score):
@@ -186,7 +191,7 @@ class BundleMLLMTrainer(ChoiceTrainer):
             "state_dict": self.model.trained_state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": rng_state(getattr(self._train_loader, "_rng", None)),
+            "rng": rng_state(self._train_loader.rng if isinstance(self._train_loader, TrainQuestionLoader) else None),
         }
 
     def _after_epoch(self, epoch_idx: int, valid_score: float) -> None:

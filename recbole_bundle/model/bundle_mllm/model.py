@@ -137,7 +137,6 @@ class BundleMLLM(BundleChoiceModel):
         self.use_fused_cache = bool(config["fused_cache"])
         self.use_prefix_cache = bool(config["prefix_cache"])
         self.set_stage(self.stages[0] if self.stages else "s1")
-        self.other_parameter_name = []
 
     # ------------------------------------------------------------------ data
     @staticmethod
