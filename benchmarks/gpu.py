@@ -184,7 +184,7 @@ def measured(device: torch.device) -> Iterator[dict[str, float | None]]:
 def set_scoring(net, config, mode: str) -> None:
     """Switch ``net`` to scoring ``mode`` (letter / candidate / generate), reading the answer token ids
     the mode needs the way ``BundleMLLM.__init__`` does when built with that mode."""
-    net.scoring = mode
+    net.set_scoring(mode)
     if mode == "candidate" and not hasattr(net, "yes_no_ids"):
         net.yes_no_ids = torch.tensor(answer_token_ids(net.tokenizer, list(config["candidate_answers"]),
                                                        net.prompt.candidate_question_ids))

@@ -24,7 +24,7 @@ from recbole_bundle.quick_start import build_model
 
 
 def run(model, loader, mode: str) -> tuple[torch.Tensor, torch.Tensor, float]:
-    model.scoring = mode
+    model.set_scoring(mode)
     answers, valid = [], []
     start = time.perf_counter()
     with torch.no_grad():

@@ -130,9 +130,9 @@ def main() -> None:
                  f"max |dp| {torch.softmax(s_plain, -1).sub(torch.softmax(s_prefix, -1)).abs().max():.1e}"))
 
     # (c) letter scoring vs generate + parse
-    net.scoring = "generate"
+    net.set_scoring("generate")
     t_gen, s_gen = timed(lambda: score_all(net, test))
-    net.scoring = "letter"
+    net.set_scoring("letter")
     agree = (torch.nan_to_num(s_gen, nan=-1).argmax(-1) == s_prefix.argmax(-1)).float().mean()
     valid = (~torch.isnan(s_gen).all(-1)).float().mean()
     rows.append(("(c) letter scoring vs generate+parse", t_gen, t_prefix, f"agreement {agree:.0%}, generate ValidRatio {valid:.2f}"))

@@ -101,7 +101,7 @@ def test_letter_scoring_and_generate_parsing(mllm_config, monkeypatch):
         return torch.tensor([r + [net.tokenizer.pad_token_id] * (width - len(r)) for r in rows])
 
     monkeypatch.setattr(net.llm, "generate", fake_generate)
-    net.scoring = "generate"
+    net.set_scoring("generate")
     g = net.score_candidates(batch)
     assert (g[0::2].argmax(-1) == 1).all() and torch.isnan(g[1::2]).all()
 
@@ -169,3 +169,22 @@ def test_model_init_is_the_same_whether_the_relational_cache_exists(mllm_config)
     for (name, a), (_, b) in zip(cold.named_parameters(), warm.named_parameters()):
         if name.startswith(("fusion.", "projector.")) or "lora_" in name:
             assert torch.equal(a, b), name
+
+
+def test_options_are_typed_and_checked_once(mllm_config):
+    """Bundle-MLLM's options are one checked structure; scoring changes only through set_scoring."""
+    from recbole_bundle.errors import BundleConfigError
+
+    cfg, net, *_ = build(mllm_config)
+    assert net.options.scoring == net.scoring == "letter" and net.options.stages == ("s1", "s2")
+    with pytest.raises(AttributeError):
+        net.scoring = "candidate"  # read-only: switching must set up the answer words
+    net.set_scoring("candidate")
+    assert net.scoring == "candidate" and len(net.yes_no_ids) == 2
+    for key, value, rule in [("scoring", "cloze", "must be one of letter, generate, candidate"),
+                             ("stages", ["s3"], "must be one of s1, s2, joint"),
+                             ("fusion_heads", 3, "must divide fusion_dim"),
+                             ("lora_dropout", 1.5, r"must lie in \[0, 1\)"),
+                             ("candidates_per_prompt", 0, "must be >= 1")]:
+        with pytest.raises(BundleConfigError, match=rf"'{key}' {rule}"):
+            build(mllm_config, **{key: value})

@@ -32,12 +32,11 @@ from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
 from recbole_bundle.model.bundle_mllm.answers import answer_token_ids, letter_token_ids, parse_letter
 from recbole_bundle.model.bundle_mllm.llm import load_backbone
 from recbole_bundle.model.bundle_mllm.lora import apply_lora
+from recbole_bundle.model.bundle_mllm.options import SCORINGS, STAGES, BundleMLLMOptions
 from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SCORE_REF, SEP_SLOT, PromptBuilder
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("s1", "s2", "joint")
-SCORINGS = ("letter", "generate", "candidate")
 TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
 
 
@@ -67,34 +66,25 @@ class BundleMLLM(BundleChoiceModel):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        self.stages = list(config["stages"] or [])
-        bad = [s for s in self.stages if s not in STAGES]
-        if bad:
-            raise BundleConfigError(f"config key 'stages' has unknown stage(s) {bad}; use a list of {STAGES}")
+        self.options = opts = BundleMLLMOptions.from_config(config)  # every model option, checked once
+        self.stages = list(opts.stages)
         self.k = int(config["n_candidates"])
-        if int(config["candidates_per_prompt"]) < 1:
-            raise BundleConfigError(f"config key 'candidates_per_prompt' must be >= 1, got {config['candidates_per_prompt']}")
-        self.per_prompt = min(self.k, int(config["candidates_per_prompt"]))
-        self.scoring = config["scoring"]
-        if self.scoring not in SCORINGS:
-            raise BundleConfigError(f"config key 'scoring' must be one of {SCORINGS}, got {self.scoring!r}")
-        self.max_new_tokens = int(config["max_new_tokens"])
-        self.max_partial = int(config["max_partial_items"])
-        self.answer_loss = config["answer_loss"]
-        if self.answer_loss not in ("lm", "letters"):
-            raise BundleConfigError(f"config key 'answer_loss' must be lm or letters, got {self.answer_loss!r}")
+        self.per_prompt = min(self.k, opts.candidates_per_prompt)
+        self.max_new_tokens = opts.max_new_tokens
+        self.max_partial = opts.max_partial_items
+        self.answer_loss = opts.answer_loss
 
         llm, self.tokenizer = load_backbone(config["llm_name_or_path"], config["llm_dtype"], device=config["device"],
                                             quantization=config["llm_quantization"])
-        if config["gradient_checkpointing"]:
+        if opts.gradient_checkpointing:
             llm.gradient_checkpointing_enable()
             llm.enable_input_require_grads()
         for p in llm.parameters():
             p.requires_grad_(False)
-        self.use_lora = int(config["lora_r"]) > 0
+        self.use_lora = opts.lora_r > 0
         if self.use_lora:
-            llm = apply_lora(llm, r=int(config["lora_r"]), alpha=int(config["lora_alpha"]),
-                             dropout=float(config["lora_dropout"]), target_modules=tuple(config["lora_target_modules"]))
+            llm = apply_lora(llm, r=opts.lora_r, alpha=opts.lora_alpha, dropout=opts.lora_dropout,
+                             target_modules=opts.lora_target_modules)
         self.llm = llm
         self.embed = llm.get_input_embeddings()
         hidden = self.embed.embedding_dim
@@ -103,30 +93,24 @@ class BundleMLLM(BundleChoiceModel):
         self.prompt = PromptBuilder(
             self.tokenizer, config["prompt_template"],
             {"bundle_name": config["bundle_name"], "item_name": config["item_name"], "domain": config["domain"]},
-            self._titles(config, dataset), separator=config["separator"],
-            hard_separator_text=config["hard_separator_text"], max_title_tokens=int(config["max_title_tokens"]),
+            self._titles(config, dataset), separator=opts.separator,
+            hard_separator_text=config["hard_separator_text"], max_title_tokens=opts.max_title_tokens,
             use_chat_template=bool(config["use_chat_template"]), candidate_question=config["candidate_question"],
         )
-        if self.marks:  # "Yes", "No" as they follow the per-candidate question
-            self.yes_no_ids = torch.tensor(answer_token_ids(self.tokenizer, list(config["candidate_answers"]),
-                                                            self.prompt.candidate_question_ids))
-        else:
-            self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.per_prompt, self.prompt.answer_prefix_ids))
+        self.set_scoring(opts.scoring)
 
-        self.fused = bool(config["use_fused_token"])
+        self.fused = opts.use_fused_token
         if self.fused:
             names = self.item_feature_names(config)
-            if not names:
-                raise BundleConfigError("use_fused_token: True needs at least one entry in 'modalities'")
             feats, missing = zip(*(dataset.item_modality(n) for n in names))
             self.modalities = names
             for n, f in enumerate(feats):
                 self.register_buffer(f"feat_{n}", torch.tensor(f, device=dev), persistent=False)
             self.register_buffer("feat_missing", torch.tensor(np.stack(missing, 1), device=dev), persistent=False)
-            d = int(config["fusion_dim"])
-            self.fusion = ModalityFusion([f.shape[1] for f in feats], d, int(config["fusion_heads"])).to(dev)
+            d = opts.fusion_dim
+            self.fusion = ModalityFusion([f.shape[1] for f in feats], d, opts.fusion_heads).to(dev)
             self.projector = Projector(d, hidden).to(dev)
-            if config["separator"] == "soft":
+            if opts.separator == "soft":
                 # initialised at the hard separator's mean embedding, then learned
                 init_ids = self.tokenizer.encode(config["hard_separator_text"], add_special_tokens=False)
                 with torch.no_grad():
@@ -134,8 +118,8 @@ class BundleMLLM(BundleChoiceModel):
                 self.separator = nn.Parameter(init.clone())
         self._fused_cache: torch.Tensor | None = None
         self._prefix_cache = None
-        self.use_fused_cache = bool(config["fused_cache"])
-        self.use_prefix_cache = bool(config["prefix_cache"])
+        self.use_fused_cache = opts.fused_cache
+        self.use_prefix_cache = opts.prefix_cache
         self.set_stage(self.stages[0] if self.stages else "s1")
 
     # ------------------------------------------------------------------ data
@@ -161,6 +145,24 @@ class BundleMLLM(BundleChoiceModel):
                 p.requires_grad_(lora_on)
             elif name.startswith(TRAINED_PREFIXES):
                 p.requires_grad_(stage in ("s2", "joint"))
+        self._clear_caches()
+
+    @property
+    def scoring(self) -> str:
+        """How answers are read (``letter``, ``generate`` or ``candidate``); change it with :meth:`set_scoring`."""
+        return self._scoring
+
+    def set_scoring(self, mode: str) -> None:
+        """Switch the answer interface, setting up the answer-word ids it reads from the tokenizer in
+        context (letters A.. after the answer prefix, or the yes/no words after each candidate's question)."""
+        if mode not in SCORINGS:
+            raise BundleConfigError(f"config key 'scoring' must be one of {', '.join(SCORINGS)}, got {mode!r}")
+        if mode == "candidate" and not hasattr(self, "yes_no_ids"):
+            self.yes_no_ids = torch.tensor(answer_token_ids(self.tokenizer, list(self.options.candidate_answers),
+                                                            self.prompt.candidate_question_ids))
+        if mode != "candidate" and not hasattr(self, "letter_ids"):
+            self.letter_ids = torch.tensor(letter_token_ids(self.tokenizer, self.per_prompt, self.prompt.answer_prefix_ids))
+        self._scoring = mode
         self._clear_caches()
 
     @property
