@@ -78,7 +78,10 @@ class CLHE(BundleChoiceModel):
         missing = self.feat_missing[flat]
         if drop > 0:
             hidden = torch.rand(missing.shape, device=missing.device) < drop
-            keep_one = F.one_hot(torch.randint(missing.shape[1], (len(flat),), device=flat.device), missing.shape[1]).bool()
+            # one of the item's PRESENT modalities always stays (a random pick could be a missing one,
+            # leaving the item with nothing: a zero vector)
+            pick = torch.rand(missing.shape, device=missing.device).masked_fill(missing, -1.0).argmax(1)
+            keep_one = F.one_hot(pick, missing.shape[1]).bool() & ~missing
             missing = missing | (hidden & ~keep_one)
         return fusion(self._features(flat), missing).reshape(*items.shape, -1)
 
