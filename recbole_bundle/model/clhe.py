@@ -21,7 +21,7 @@ from torch import nn
 
 from recbole_bundle.data.dataloader import CANDIDATES, PARTIAL, PARTIAL_LEN
 from recbole_bundle.model.base import BundleChoiceModel
-from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion
+from recbole_bundle.model.layers import ModalityFusion
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

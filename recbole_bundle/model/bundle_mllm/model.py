@@ -28,7 +28,7 @@ from torch import nn
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.model.base import BundleChoiceModel, tournament_scores, with_candidates
-from recbole_bundle.model.bundle_mllm.fusion import ModalityFusion, Projector
+from recbole_bundle.model.layers import ModalityFusion, Projector
 from recbole_bundle.model.bundle_mllm.answers import answer_token_ids, letter_token_ids, parse_letter
 from recbole_bundle.model.bundle_mllm.llm import load_backbone
 from recbole_bundle.model.bundle_mllm.lora import apply_lora

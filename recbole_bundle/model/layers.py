@@ -1,4 +1,5 @@
-"""Multimodal fusion into ONE token per item (Bundle-MLLM, Sec. 3.2).
+"""Layers shared by the models: multimodal fusion into ONE vector per item (Bundle-MLLM, Sec. 3.2; CLHE's
+item encoder with ``encoder="mlp"``) and Bundle-MLLM's projector into the LLM's embedding space.
 
 Each modality feature is projected to ``d`` (64), L2-normalised, mixed by one self-attention layer
 across the item's modalities, and mean-pooled over the modalities the item has; a projector
