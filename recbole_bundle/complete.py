@@ -35,16 +35,17 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
 from recbole_bundle.data.dataloader import CANDIDATES, LABEL, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError, BundleError
+from recbole_bundle.ranking import (  # noqa: F401  (re-exported)
+    DATA_KEYS, DEFAULT_RETRIEVER, catalogue_scores, fit_itemknn, is_reranker, rerank, retrieve,
+    retriever_config_dict,
+)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_RETRIEVER = "ItemKNN"
 
 
 class Completion(NamedTuple):
@@ -55,84 +56,8 @@ class Completion(NamedTuple):
     score: float
 
 
-# --------------------------------------------------------------------------- catalogue scoring (shared)
-
-
-def is_reranker(net: torch.nn.Module) -> bool:
-    """True for multiple-choice models that only score given candidates (BundleMLLM, LLM baselines):
-    they need a retriever; False for models that score the whole catalogue (CLHE, RecBole models)."""
-    return hasattr(net, "score_candidates") and not getattr(net, "ranks_catalogue", False)
-
-
-def catalogue_scores(net: torch.nn.Module, interaction: Interaction, fold_in: bool = False) -> torch.Tensor:
-    """``[B, n_items]`` scores of every item for each partial bundle of ``interaction``.
-
-    CLHE-style models (``full_sort_scores``) read the partial bundle. RecBole models score a bundle by its
-    id (``full_sort_predict``: the bundle's training history, as in the ranking study), or with
-    ``fold_in`` from the partial bundle's items alone (bundles that are not in the dataset):
-    ItemKNN = its summed item-item similarities (+ popularity tie-break), embedding models = the mean of
-    the items' embeddings against every item; Pop and Random ignore the bundle.
-    """
-    if getattr(net, "ranks_catalogue", False):  # RecBole's models do not declare it
-        return net.full_sort_scores(interaction)
-    n = len(interaction[PARTIAL])
-    if not fold_in:
-        users = Interaction({net.USER_ID: interaction[net.USER_ID]}).to(net.device)
-        return net.full_sort_predict(users).reshape(n, -1)
-    partial, plen = interaction[PARTIAL], interaction[PARTIAL_LEN]
-    if hasattr(net, "w") and hasattr(net, "pred_mat"):  # RecBole ItemKNN: pred = history @ w
-        import scipy.sparse as sp
-
-        rows = np.repeat(np.arange(n), plen.cpu().numpy())
-        cols = np.concatenate([partial[i, : int(plen[i])].cpu().numpy() for i in range(n)])
-        x = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(n, net.n_items))
-        scores = np.asarray((x @ net.w).todense(), dtype=np.float64) + np.asarray(getattr(net, "tiebreak", 0.0))
-        return torch.from_numpy(scores)
-    if type(net).__name__ in ("Pop", "Random"):  # their catalogue scores do not depend on the bundle
-        users = Interaction({net.USER_ID: torch.zeros(n, dtype=torch.long)}).to(net.device)
-        return net.full_sort_predict(users).reshape(n, -1)
-    if hasattr(net, "item_embeddings"):  # our LightGCN: propagated item embeddings
-        items = net.item_embeddings()
-    elif isinstance(getattr(net, "item_embedding", None), torch.nn.Embedding):  # BPR & co.
-        items = net.item_embedding.weight
-    else:
-        raise BundleConfigError(
-            f"{type(net).__name__} scores only the dataset's own bundles (by bundle id), not a new partial bundle; "
-            "use a model with item embeddings (BPR, LightGCN), ItemKNN, CLHE, or a reranker (BundleMLLM) with a retriever"
-        )
-    items = items.detach()
-    mask = (torch.arange(partial.shape[1], device=partial.device)[None, :] < plen[:, None]).to(items.dtype)
-    bundle = (items[partial.to(items.device)] * mask.to(items.device)[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1).to(items.device)
-    return bundle @ items.T
-
-
-def retrieve(net: torch.nn.Module, interaction: Interaction, n: int, fold_in: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The top ``n`` items of the catalogue for each partial bundle, never one of its own items nor padding:
-    ``(item ids [B, n], scores [B, n])``, best first (``n`` is capped at the items available)."""
-    with torch.no_grad():
-        scores = catalogue_scores(net, interaction, fold_in).detach().float().cpu().clone()
-    partial = interaction[PARTIAL].cpu()
-    scores[:, 0] = -torch.inf
-    scores.scatter_(1, partial, -torch.inf)  # the partial bundle's own items are not answers
-    available = int((scores > -torch.inf).sum(1).min())
-    top = scores.topk(min(n, available), dim=1)
-    return top.indices, top.values
-
-
-def rerank(net: torch.nn.Module, interaction: Interaction, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``candidates`` ``[B, N]`` re-ordered by ``net``'s per-candidate scores (any model, through
-    :func:`recbole_bundle.model.base.score_candidates`; K beyond one prompt is split or played as a
-    tournament by the model): ``(items [B, N], scores [B, N])``, best first; ties and invalid (NaN)
-    answers keep the incoming order."""
-    from recbole_bundle.model.base import score_candidates, with_candidates
-
-    device = getattr(net, "device", candidates.device)
-    with torch.no_grad():
-        q = with_candidates(interaction.to(device), candidates.to(device))
-        scores = score_candidates(net, q).detach().float().cpu()
-    scores = torch.nan_to_num(scores, nan=-torch.inf)
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-    return candidates.cpu().gather(1, order), scores.gather(1, order)
+# catalogue scoring lives in recbole_bundle.ranking (shared with the pipeline's catalogue metrics and the
+# studies); imported here so complete.catalogue_scores / retrieve / rerank / is_reranker keep working.
 
 
 # --------------------------------------------------------------------------- items
@@ -241,14 +166,11 @@ def load_retriever(spec: str | torch.nn.Module | None, run=None, train_dataset=N
     from recbole_bundle.registry import get_model
 
     get_model(spec)  # unknown names: the usual message
-    settings = {k: config[k] for k in DATA_KEYS if k in config and config[k] is not None}
-    settings["data_path"] = str(Path(config["data_path"]).parent)
-    settings.update(show_progress=False, device=str(config["device"]))
-    from recbole_bundle.inference import _as_config_dict, build_run, fit_in_one_pass
+    if spec == DEFAULT_RETRIEVER:  # fitted when built: reuse the run's train split, no second dataset load
+        return fit_itemknn(config, train_dataset)
+    from recbole_bundle.inference import build_run, fit_in_one_pass
 
-    rcfg = BundleConfig(spec, config["dataset"], config_dict=_as_config_dict(settings))
-    if spec == "ItemKNN":  # fitted when built: reuse the run's train split, no second dataset load
-        return rcfg.model_class(rcfg, train_dataset).eval()
+    rcfg = BundleConfig(spec, config["dataset"], config_dict=retriever_config_dict(config))
     logger.info("training the retriever %s on %s (pass a saved run as the retriever to skip this)", spec, config["dataset"])
     from recbole.utils import ModelType
 
@@ -262,16 +184,6 @@ def load_retriever(spec: str | torch.nn.Module | None, run=None, train_dataset=N
         trainer = get_trainer(rcfg["MODEL_TYPE"], rcfg["model"], rcfg.model_class)(rcfg, built.model)
         trainer.fit(built.train_data, built.valid_data, verbose=False, saved=False, show_progress=False)
     return built.model.eval()
-
-
-#: Config keys that define the data, split and questions: a retriever fitted for a run copies them.
-DATA_KEYS = (
-    "seed", "reproducibility", "split_seed", "bundle_split", "bundle_split_ratio", "eval_input_ratio", "min_bundle_size",
-    "raw_format", "raw_data_path", "raw_pairs_file", "raw_titles_file", "load_col", "unload_col", "field_separator",
-    "seq_separator", "USER_ID_FIELD", "ITEM_ID_FIELD", "rm_dup_inter", "user_inter_num_interval",
-    "item_inter_num_interval", "filter_inter_by_user_or_item", "val_interval", "n_candidates", "neg_strategy",
-    "neg_pop_alpha", "hard_neg_pool", "hard_neg_feature", "question_seed", "question_cache", "state",
-)
 
 
 def _same_items(a, b, what: str) -> None:

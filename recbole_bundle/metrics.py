@@ -80,12 +80,12 @@ def register_metrics() -> None:
 
 
 #: Lower-case metric stems and how tables and messages spell them; anything else is shown as given.
-METRIC_DISPLAY: dict[str, str] = {"hitrate": "HitRate", "validratio": "ValidRatio"}
+METRIC_DISPLAY: dict[str, str] = {"hitrate": "HitRate", "validratio": "ValidRatio", "recall": "Recall", "ndcg": "NDCG"}
 _STEM = re.compile(r"^([A-Za-z_]+)(.*)$", re.DOTALL)
 
 
 def display_metric_name(metric: str) -> str:
-    """``hitrate@1`` -> ``HitRate@1``, ``validratio`` -> ``ValidRatio``, others unchanged."""
+    """``hitrate@1`` -> ``HitRate@1``, ``validratio`` -> ``ValidRatio``, ``recall@10`` -> ``Recall@10``, ``ndcg@10`` -> ``NDCG@10``, others unchanged."""
     m = _STEM.match(metric)
     if m is None:
         return metric

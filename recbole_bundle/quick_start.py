@@ -29,7 +29,8 @@ def run_recbole_bundle(
     """Train ``model`` on ``dataset`` and answer the test questions.
 
     Returns a dict with ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``best_valid_result``,
-    ``test_result`` (e.g. ``{'hitrate@1': 0.41, 'validratio': 1.0, 'hitrate@1(valid)': 0.41}``),
+    ``test_result`` (e.g. ``{'hitrate@1': 0.41, 'validratio': 1.0, 'hitrate@1(valid)': 0.41}``, plus
+    ``recall@K`` / ``ndcg@K`` over the whole catalogue when ``catalogue_metrics`` is set),
     ``checkpoint``, the final ``config`` as a plain dict, the validation ``curve`` (one entry per
     epoch and stage), and in memory the trained model ``net`` and the ``test_data`` loader (for
     rerankers and studies).
@@ -48,6 +49,9 @@ def run_recbole_bundle(
     if log_file:
         logger.info("%s on %s: full config in %s", config["model"], config["dataset"], log_file)
 
+    from recbole_bundle.ranking import catalogue_metrics, check_catalogue_config
+
+    check_catalogue_config(config)  # bad cut-offs stop the run before training, not after
     data = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, data)
 
@@ -62,6 +66,8 @@ def run_recbole_bundle(
     )
     keep = keep and os.path.exists(trainer.saved_model_file)  # nothing trained (zero-shot) -> no checkpoint
     test_result = trainer.evaluate(test_data, load_best_model=keep, show_progress=config["show_progress"])
+    if config["catalogue_metrics"]:  # CLHE's protocol beside HitRate@1: recall@K / ndcg@K over the catalogue
+        test_result = {**dict(test_result), **catalogue_metrics(net, test_data, config, train_data.dataset)}
     logger.info(f"best valid : {dict(best_valid_result or {})}")
     logger.info(f"test result: {dict(test_result)}")
     return {

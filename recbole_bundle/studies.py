@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from recbole_bundle.config import BundleConfig, parse_int_list
 from recbole_bundle.errors import BundleConfigError, BundleError, cli_main  # noqa: F401
@@ -77,24 +76,11 @@ def k_study(dataset: str, models: Sequence[str], ks: Sequence[int], seeds: Seque
     return {**result, "tables": tables, "plot": png}
 
 
-def _ranking_metrics(ranked: np.ndarray, truth: list[set], ks: Sequence[int]) -> dict[str, float]:
-    """Recall@K / NDCG@K with RecBole's metric classes (``rec.topk`` = hits of the top-K + #positives)."""
-    from recbole.evaluator.collector import DataStruct
-    from recbole.evaluator.metrics import NDCG, Recall
-
-    hits = torch.tensor([[int(i) in t for i in row] for row, t in zip(ranked, truth)])
-    struct = DataStruct()
-    struct.set("rec.topk", torch.cat([hits[:, : max(ks)].int(), torch.tensor([[len(t)] for t in truth])], dim=1))
-    cfg = {"topk": list(ks), "metric_decimal_place": 4}
-    return {**Recall(cfg).calculate_metric(struct), **NDCG(cfg).calculate_metric(struct)}
-
-
 def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: Sequence[int], seed: int, out: Path,
                   config_dict: dict | None, cmd_args: Sequence[str]) -> dict[str, Any]:
     """The retriever ranks the whole catalogue for each test bundle; the reranker re-orders its top-N by
     letter scoring in chunks (tournament). Recall@K / NDCG@K of both against the held-out items."""
-    from recbole_bundle.complete import rerank, retrieve
-    from recbole_bundle.data.dataloader import questions_to_interaction
+    from recbole_bundle.ranking import rank_bundles, ranking_metrics, bundles_of
     from recbole_bundle.tables import write_tables
 
     if max(ks) > top_n:
@@ -103,25 +89,12 @@ def ranking_study(dataset: str, retriever: str, reranker: str, top_n: int, ks: S
     ret = run_recbole_bundle(retriever, dataset, config_dict=cfg, cmd_args=cmd_args)
     rer = run_recbole_bundle(reranker, dataset, config_dict=cfg, cmd_args=cmd_args)
     qs = ret["test_data"].questions
-    first = {}
-    truth: dict[int, set] = {}
-    for q, b in enumerate(qs.bundle):  # one question per held-out item: group them by bundle
-        first.setdefault(int(b), q)
-        truth.setdefault(int(b), set()).add(int(qs.positive[q]))
-    rows = np.asarray(list(first.values()))
-    ret_net, rer_net = ret["net"].eval(), rer["net"].eval()
-    uid = ret_net.USER_ID
-    retrieved, reranked = [], []
-    with torch.no_grad():
-        for s in range(0, len(rows), 64):
-            batch = questions_to_interaction(qs, rows[s : s + 64], uid).to(ret_net.device)
-            top, _ = retrieve(ret_net, batch, top_n)  # the catalogue minus the partial bundle (shared with complete)
-            retrieved.append(top)
-            reranked.append(rerank(rer_net, batch, top)[0])  # any model can rerank
-    truths = [truth[int(b)] for b in qs.bundle[rows]]
+    rows, truths = bundles_of(qs)  # one ranking per test bundle, its held-out items relevant
+    # the catalogue minus the partial bundle (shared with complete and the pipeline); any model can rerank
+    retrieved, reranked = rank_bundles(ret["net"].eval(), qs, rows, top_n, rer["net"].eval())
     records = [
-        {"model": f"{retriever} (retriever, top {top_n})", "seed": seed, "metrics": _ranking_metrics(torch.cat(retrieved).numpy(), truths, ks)},
-        {"model": f"{retriever} -> {reranker} rerank", "seed": seed, "metrics": _ranking_metrics(torch.cat(reranked).numpy(), truths, ks)},
+        {"model": f"{retriever} (retriever, top {top_n})", "seed": seed, "metrics": ranking_metrics(retrieved, truths, ks)},
+        {"model": f"{retriever} -> {reranker} rerank", "seed": seed, "metrics": ranking_metrics(reranked, truths, ks)},
     ]
     tables = write_tables(records, out, name="ranking")
     return {"records": records, "tables": tables, "n_bundles": len(rows)}

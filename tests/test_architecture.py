@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("features",),
     ("model",),
     ("trainer",),
-    ("graph_features", "tables", "plots", "quick_start", "inference", "complete", "summary", "studies", "testing"),
+    ("graph_features", "tables", "plots", "quick_start", "inference", "complete", "ranking", "summary", "studies", "testing"),
 ]
 
 

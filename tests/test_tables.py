@@ -214,7 +214,9 @@ def test_display_names():
     assert display_metric_name("hitrate@1") == "HitRate@1"
     assert display_metric_name("validratio") == "ValidRatio"
     assert display_metric_name("hitrate@1(valid)") == "HitRate@1(valid)"
-    assert display_metric_name("ndcg@10") == "ndcg@10"
+    assert display_metric_name("ndcg@10") == "NDCG@10"  # catalogue_metrics columns
+    assert display_metric_name("recall@20") == "Recall@20"
+    assert display_metric_name("mrr@10") == "mrr@10"  # others unchanged
 
 
 def test_unknown_metric_and_empty_records_raise(tmp_path):
