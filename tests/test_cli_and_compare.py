@@ -16,7 +16,7 @@ def test_cli_single_run_prints_metrics(tmp_path, data_root):
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = dict(line.split(": ") for line in proc.stdout.strip().splitlines())
+    lines = dict(line.split(": ") for line in proc.stdout.split("\n\n")[0].strip().splitlines())  # then the summary
     assert set(lines) == {"hitrate@1", "validratio", "hitrate@1(valid)"}
     assert 0.2 - 0.1 < float(lines["hitrate@1"]) <= 1.0  # K=5: random would be 0.2
     assert list((data_root / "sample" / "questions").glob("test_K5_uniform_*"))

@@ -80,7 +80,7 @@ def test_ranking_rerank_study(mllm_config, tmp_path):
     assert float(ret["recall@12"]) == pytest.approx(float(rer["recall@12"]))  # a reranking keeps the top-N set
     for r in rows:
         assert 0 <= float(r["recall@5"]) <= float(r["recall@12"]) <= 1 and 0 <= float(r["ndcg@5"]) <= 1
-    assert float(ret["recall@12"]) > 12 / 600  # LightGCN retrieves better than chance
+    assert float(ret["recall@12"]) > 12 / 480  # LightGCN retrieves better than chance (480 sample items)
 
 
 def test_ranking_cutoffs_beyond_top_n_are_refused(run_config, tmp_path):
