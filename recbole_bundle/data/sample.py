@@ -6,8 +6,8 @@ signal to learn, and the signals are complementary.
 * **Readable (titles).** Every item belongs to a *theme* whose word starts its title ("coastal navy
   linen shirt"); outfits are drawn within one theme, so "pick the candidate whose title shares the
   partial outfit's theme word" is a rule a text-only model can learn. About one catalogue item in
-  eight shares any given theme, so with K=10 uniform candidates the title alone usually narrows the
-  answer to two or three options, not one.
+  twelve shares any given theme, so with K=10 uniform candidates the title alone narrows the answer
+  to the positive and, often, one or two same-theme negatives.
 * **Hidden (relations and pictures).** Inside a theme, items belong to *capsule collections* that no
   title names. Outfits draw most items from one collection, so the positive is usually the candidate
   of the partial outfit's own collection: co-occurrence (ItemKNN), the bundle graph (LightGCN, the
@@ -113,7 +113,8 @@ PALETTE_PROB = 0.9
 MATERIALS: List[str] = ["cotton", "linen", "wool", "denim", "leather", "suede", "canvas", "knit",
                         "nylon", "silk", "corduroy", "fleece"]
 ADJECTIVES: List[str] = ["classic", "relaxed", "slim", "soft", "light", "cropped", "washed", "oversized"]
-ADJECTIVE_PROB = 0.0  # share of titles with a (theme-neutral) adjective
+ADJECTIVE_PROB = 0.0  # share of titles with a theme-neutral adjective (0: none; a knob for noisier variants; the
+# draw is made either way, so the shipped bytes do not depend on it being 0)
 MATERIAL_PROB = 0.2  # share of titles that name a material
 
 
@@ -335,6 +336,7 @@ def _readme(dataset: str, n_items: int, n_bundles: int, seed: int, n_missing: in
     if (n_items, n_bundles, seed) != (DEFAULT_N_ITEMS, DEFAULT_N_BUNDLES, 0):
         cmd += f" --n-items {n_items} --n-bundles {n_bundles} --seed {seed}"
     example = next(it["title"] for it in items if it["title"].split(" ")[0] in THEMES)
+    adjective = f" a theme-neutral adjective ({ADJECTIVE_PROB:.0%} of titles)," if ADJECTIVE_PROB else ""
     return f"""# `{dataset}`: a SYNTHETIC fashion-outfit dataset that teaches
 
 **Everything in this folder is synthetic.** No item, title, outfit or feature comes from a real
@@ -367,9 +369,11 @@ the command reproduces these files byte for byte (`tests/test_sample_data.py` ch
 - **Items** have a category ({", ".join(CATEGORIES)}), a colour, a material, a *theme*
   ({", ".join(THEMES)}) and a hidden *capsule collection* ({COLLECTIONS_PER_THEME} per theme, {len(THEMES) * COLLECTIONS_PER_THEME} in all).
   Titles read like product titles, e.g. "{example}": the theme word ({with_word} of {n_items} titles,
-  ~{THEME_WORD_PROB:.0%}; the others have none), an optional theme-neutral adjective, a colour, a material
-  and a noun. Colours, materials, adjectives and nouns are drawn independently of theme and collection:
-  **the theme word is the only readable cue, and no title names its collection.**
+  ~{THEME_WORD_PROB:.0%}; the others have none),{adjective} a colour (from the theme's 4-colour palette with
+  probability {PALETTE_PROB}; palettes overlap, so a colour is only a weak, ambiguous theme cue), a material
+  ({MATERIAL_PROB:.0%} of titles) and a noun of the category. Materials and nouns are drawn independently of
+  theme and collection: **the theme word is the one clear readable cue, and nothing in a title tells the
+  collection.**
 - **Outfits** (bundles): a theme is drawn with popularity {themes};
   then one of its collections uniformly; then {MIN_BUNDLE}-{MAX_BUNDLE} distinct categories (tops, bottoms and
   shoes most often). Each slot is filled from the outfit's collection with probability {P_COLLECTION:.2f},
