@@ -18,7 +18,7 @@ def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("baselines")
     shutil.copytree(SAMPLE_DIR, tmp / "data" / "sample")
     cfg = {"data_path": str(tmp / "data"), "checkpoint_dir": str(tmp / "saved"), "show_progress": False,
-           "state": "WARNING", "epochs": 15, "seed": 5}
+           "state": "WARNING", "epochs": 15, "seed": 5, "train_batch_size": 256}
     out = {}
     import os
 
@@ -66,6 +66,7 @@ def test_trained_models_checkpoint_and_reload(results):
 
 MEAN_EMB_PY = '''
 import torch
+from recbole_bundle import BundleChoiceModel
 
 
 class MeanEmb(BundleChoiceModel):
