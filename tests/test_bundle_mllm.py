@@ -188,3 +188,38 @@ def test_options_are_typed_and_checked_once(mllm_config):
                              ("candidates_per_prompt", 0, "must be >= 1")]:
         with pytest.raises(BundleConfigError, match=rf"'{key}' {rule}"):
             build(mllm_config, **{key: value})
+
+
+def test_learned_item_id_modality_trains_in_s2_and_reloads(mllm_config):
+    """``modalities: [relational, degree, item_id]``: the id embedding is a model parameter trained in S2
+    (only rows of items the questions showed move), saved with the fusion weights and reloaded exactly."""
+    cfg, net, train, valid, test = build(mllm_config, modalities=["relational", "degree", "item_id"],
+                                         stages=["s2"])
+    assert net.modalities == ["relational", "degree", "item_id"]
+    assert type(net).item_feature_names(cfg) == ["relational", "degree"]  # item_id is not a prepared feature
+    trainer = BundleMLLMTrainer(cfg, net)
+    net.set_stage("s2")
+    trainer.optimizer = trainer._build_optimizer()
+    opt_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert id(net.item_embedding.weight) in opt_params
+    before = net.item_embedding.weight.detach().clone()
+    seen, fuse = set(), net._fuse
+
+    def recording_fuse(items):  # the items whose tokens the training prompts held
+        seen.update(items.tolist())
+        return fuse(items)
+
+    net._fuse = recording_fuse
+    trainer._train_epoch(train, 0)
+    del net._fuse
+    moved = (net.item_embedding.weight.detach() != before).any(1)
+    assert moved.any() and not moved[0]
+    unseen = [i for i in range(1, net.n_items) if i not in seen]
+    assert unseen and not moved[unseen].any()
+    state = net.trained_state_dict()
+    assert "item_embedding.weight" in state
+    _, fresh, *_ = build(mllm_config, modalities=["relational", "degree", "item_id"], stages=["s2"])
+    fresh.load_trained_state_dict(state)
+    net.eval(), fresh.eval()
+    batch = next(iter(test))
+    torch.testing.assert_close(net.score_candidates(batch), fresh.score_candidates(batch), rtol=0, atol=0)

@@ -53,3 +53,28 @@ def test_exported_relational_feature_from_another_split_is_refused(run_config, d
     feats, ds = prepared(1)  # the split it was exported on: the file is used as it is
     np.testing.assert_array_equal(feats["relational"][0], ds.item_features("relational")[0])
     assert ds.item_modality("relational")[0].flags.writeable is False  # handed to the model read-only
+
+
+def test_degree_feature_is_the_train_graph_popularity(run_config):
+    """``degree``: log-degree + a one-hot log2 bucket, counted on the TRAIN graph only (as Pop / ItemKNN)."""
+    from recbole_bundle.graph_features import DEGREE_BINS, degree_item_features, prepare_item_features
+
+    cfg = BundleConfig("BundleMLLM", "sample", config_dict={**run_config, "modalities": ["degree"]})
+    ds = create_dataset(cfg)
+    train, valid, _ = data_preparation(cfg, ds)
+    tds = train.dataset
+    pairs = set(zip(tds.inter_feat["bundle_id"].tolist(), tds.inter_feat["item_id"].tolist()))
+    degree = np.zeros(ds.item_num, int)
+    for _, i in pairs:
+        degree[i] += 1
+    feats = degree_item_features(tds)
+    assert feats.shape == (ds.item_num, 1 + DEGREE_BINS)
+    assert (feats[:, 1:].sum(1) == 1).all()  # exactly one bucket per item
+    expected_bucket = np.where(degree > 0, np.floor(np.log2(np.maximum(degree, 1))) + 1, 0).astype(int)
+    np.testing.assert_array_equal(feats[:, 1:].argmax(1), np.minimum(expected_bucket, DEGREE_BINS - 1))
+    np.testing.assert_allclose(feats[:, 0], np.log1p(degree) / np.log1p(degree.max()), rtol=1e-6)
+    assert feats[degree.argmax(), 0] == 1.0 and feats[0, 0] == 0.0
+    # the pipeline prepares it without a file; the padding row is marked missing
+    prepared = prepare_item_features(cfg, train, valid)
+    np.testing.assert_array_equal(prepared["degree"][0], feats)
+    assert prepared["degree"][1][0] and not prepared["degree"][1][1:].any()

@@ -37,7 +37,8 @@ from recbole_bundle.model.bundle_mllm.prompt import ITEM_SLOT, SCORE_REF, SEP_SL
 
 logger = logging.getLogger(__name__)
 
-TRAINED_PREFIXES = ("fusion.", "projector.", "separator")
+TRAINED_PREFIXES = ("fusion.", "projector.", "separator", "item_embedding.")
+LEARNED_ID = "item_id"  # a modality learned in S2 (like CLHE's item embedding), not read from a feature
 
 
 def _pipeline():
@@ -61,8 +62,10 @@ class BundleMLLM(BundleChoiceModel):
 
     @classmethod
     def item_feature_names(cls, config) -> list[str]:
-        """The fused token's modalities (none without the fused token)."""
-        return list(config["modalities"] or []) if config["use_fused_token"] else []
+        """The item features the pipeline prepares for the fused token (none without the fused token); the
+        learned ``item_id`` modality is this model's own parameter, not a feature."""
+        names = list(config["modalities"] or []) if config["use_fused_token"] else []
+        return [n for n in names if n != LEARNED_ID]
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -102,13 +105,27 @@ class BundleMLLM(BundleChoiceModel):
         self.fused = opts.use_fused_token
         if self.fused:
             names = self.item_feature_names(config)
-            feats, missing = zip(*(dataset.item_modality(n) for n in names))
-            self.modalities = names
+            prepared = [dataset.item_modality(n) for n in names]
+            feats, missing = [f for f, _ in prepared], [m for _, m in prepared]
+            d = opts.fusion_dim
+            dims = [f.shape[1] for f in feats]
+            self.learned_id = LEARNED_ID in opts.modalities
+            if self.learned_id:
+                # one trainable d-vector per item, trained with the fusion in S2 (CLHE's id embedding): on
+                # ids-only data it lets the token carry per-item evidence no fixed feature holds
+                self.item_embedding = nn.Embedding(self.n_items, d, padding_idx=0, device=dev)
+                nn.init.normal_(self.item_embedding.weight, std=0.1)
+                with torch.no_grad():
+                    self.item_embedding.weight[0].zero_()
+                dims.append(d)
+                no_item = np.zeros(self.n_items, bool)
+                no_item[0] = True
+                missing.append(no_item)
+            self.modalities = names + ([LEARNED_ID] if self.learned_id else [])
             for n, f in enumerate(feats):
                 self.register_buffer(f"feat_{n}", torch.tensor(f, device=dev), persistent=False)
             self.register_buffer("feat_missing", torch.tensor(np.stack(missing, 1), device=dev), persistent=False)
-            d = opts.fusion_dim
-            self.fusion = ModalityFusion([f.shape[1] for f in feats], d, opts.fusion_heads).to(dev)
+            self.fusion = ModalityFusion(dims, d, opts.fusion_heads).to(dev)
             self.projector = Projector(d, hidden).to(dev)
             if opts.separator == "soft":
                 # initialised at the hard separator's mean embedding, then learned
@@ -222,7 +239,9 @@ class BundleMLLM(BundleChoiceModel):
 
     def _fuse(self, items: torch.Tensor) -> torch.Tensor:
         items = items.to(self.feat_missing.device)
-        feats = [getattr(self, f"feat_{n}")[items] for n in range(len(self.modalities))]
+        feats = [getattr(self, f"feat_{n}")[items] for n in range(len(self.modalities) - self.learned_id)]
+        if self.learned_id:
+            feats.append(self.item_embedding(items))
         return self.projector(self.fusion(feats, self.feat_missing[items]))
 
     def _clear_caches(self) -> None:
