@@ -50,6 +50,11 @@ from recbole_bundle.trainer import ChoiceTrainer
 logger = logging.getLogger(__name__)
 
 
+# the LightGCN settings (properties/model/LightGCN.yaml + the trainer's) that shape the relational feature
+LIGHTGCN_KEYS = ("n_layers", "reg_weight", "learning_rate", "embedding_size", "train_batch_size", "stopping_step",
+                 "eval_step")
+
+
 def train_graph_fingerprint(train_dataset) -> str:
     u = train_dataset.inter_feat[train_dataset.uid_field].numpy()
     i = train_dataset.inter_feat[train_dataset.iid_field].numpy()
@@ -62,8 +67,10 @@ def lightgcn_item_features(config, train_dataset, valid_q: QuestionSet | None = 
     """Train LightGCN (at most ``epochs``) on ``train_dataset``, early-stopping on the validation
     questions ``valid_q`` when given (never test); item embeddings ``[n_items, dim]``, cached."""
     valid_key = hashlib.sha1(valid_q.candidates.tobytes()).hexdigest()[:8] if valid_q is not None else "none"
+    lcfg = _lightgcn_config(config, config["dataset"], Path(config["data_path"]).parent, epochs, dim)
+    trained_by = "|".join(f"{k}={lcfg[k]}" for k in LIGHTGCN_KEYS)  # LightGCN.yaml edits invalidate the cache
     key = hashlib.sha1(
-        f"{train_graph_fingerprint(train_dataset)}|{epochs}|{dim}|{config['seed']}|{valid_key}".encode()
+        f"{train_graph_fingerprint(train_dataset)}|{epochs}|{dim}|{config['seed']}|{valid_key}|{trained_by}".encode()
     ).hexdigest()[:12]
     cache = Path(config["data_path"]) / "cache" / f"relational_lightgcn_{key}.npz"
     if cache.is_file():
@@ -72,7 +79,6 @@ def lightgcn_item_features(config, train_dataset, valid_q: QuestionSet | None = 
                 return z["features"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # torn copy, disk error
             logger.warning("relational feature cache %s is unreadable (%s: %s); rebuilding it", cache, type(e).__name__, e)
-    lcfg = _lightgcn_config(config, config["dataset"], Path(config["data_path"]).parent, epochs, dim)
     feats = _train_lightgcn(lcfg, train_dataset, valid_q)
     atomic_save_npz(cache, features=feats)
     return feats

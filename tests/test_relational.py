@@ -78,3 +78,20 @@ def test_degree_feature_is_the_train_graph_popularity(run_config):
     prepared = prepare_item_features(cfg, train, valid)
     np.testing.assert_array_equal(prepared["degree"][0], feats)
     assert prepared["degree"][1][0] and not prepared["degree"][1][1:].any()
+
+
+def test_relational_cache_key_follows_lightgcn_settings(run_config, data_root, monkeypatch):
+    """Editing LightGCN's settings (properties/model/LightGCN.yaml) trains a new relational feature instead of
+    reusing the cache written with the old ones."""
+    import functools
+
+    from recbole_bundle import graph_features
+
+    cfg = BundleConfig("BundleMLLM", "sample", config_dict=run_config)
+    train, valid, _ = data_preparation(cfg, create_dataset(cfg))
+    first = lightgcn_item_features(cfg, train.dataset, valid.questions, epochs=1, dim=8)
+    monkeypatch.setattr(graph_features, "_lightgcn_config",
+                        functools.partial(graph_features._lightgcn_config, n_layers=1))
+    second = lightgcn_item_features(cfg, train.dataset, valid.questions, epochs=1, dim=8)
+    assert len(list((data_root / "sample" / "cache").glob("relational_lightgcn_*.npz"))) == 2
+    assert not np.array_equal(first, second)  # one propagation layer instead of two
