@@ -127,6 +127,11 @@ class BundleMLLM(BundleChoiceModel):
             self.register_buffer("feat_missing", torch.tensor(np.stack(missing, 1), device=dev), persistent=False)
             self.fusion = ModalityFusion(dims, d, opts.fusion_heads).to(dev)
             self.projector = Projector(d, hidden).to(dev)
+            if opts.projector_init == "zero":
+                # every fused token starts as the zero vector (like LoRA's B = 0): S2 begins close to what S1
+                # learned on text-only prompts instead of from random embeddings the tuned LLM never saw
+                nn.init.zeros_(self.projector[-1].weight)
+                nn.init.zeros_(self.projector[-1].bias)
             if opts.separator == "soft":
                 # initialised at the hard separator's mean embedding, then learned
                 init_ids = self.tokenizer.encode(config["hard_separator_text"], add_special_tokens=False)

@@ -15,6 +15,7 @@ from recbole_bundle.errors import BundleConfigError
 Stage = Literal["s1", "s2", "joint"]
 Scoring = Literal["letter", "generate", "candidate"]
 Separator = Literal["soft", "hard", "none"]
+ProjectorInit = Literal["zero", "random"]
 AnswerLoss = Literal["lm", "letters"]
 
 STAGES: tuple[str, ...] = get_args(Stage)
@@ -37,6 +38,7 @@ class BundleMLLMOptions:
     fusion_dim: int                    # each modality projected to this size (>= 1)
     fusion_heads: int                  # self-attention heads (divides fusion_dim)
     separator: Separator               # between title and fused token
+    projector_init: ProjectorInit      # the projector's output layer: zero (the token starts at 0) or random
     lora_r: int                        # LoRA rank (0 = no adapter)
     lora_alpha: int                    # LoRA alpha (>= 1)
     lora_dropout: float                # LoRA dropout, in [0, 1)
