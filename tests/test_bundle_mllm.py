@@ -223,3 +223,16 @@ def test_learned_item_id_modality_trains_in_s2_and_reloads(mllm_config):
     net.eval(), fresh.eval()
     batch = next(iter(test))
     torch.testing.assert_close(net.score_candidates(batch), fresh.score_candidates(batch), rtol=0, atol=0)
+
+
+def test_zero_projector_init_starts_every_fused_token_at_zero_and_s2_moves_it(mllm_config):
+    cfg, net, train, valid, test = build(mllm_config, projector_init="zero", stages=["s2"])
+    items = torch.arange(1, net.n_items)
+    assert torch.equal(net.fused_tokens(items), torch.zeros(len(items), net.embed.embedding_dim))
+    trainer = BundleMLLMTrainer(cfg, net)
+    net.set_stage("s2")
+    trainer.optimizer = trainer._build_optimizer()
+    trainer._train_epoch(train, 0)
+    assert net.fused_tokens(items).abs().sum() > 0  # the zero output layer gets gradients and the token learns
+    _, random_init, *_ = build(mllm_config, stages=["s2"])  # the default (paper): PyTorch's init, nonzero tokens
+    assert (random_init.fused_tokens(items).abs().sum(1) > 0).all()
