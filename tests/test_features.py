@@ -314,3 +314,38 @@ def test_a_batch_without_any_media_does_not_break_the_file(toy, tiny_models, tmp
     assert arrays["features"].shape == (N_ITEMS, 32) and meta["dim"] == 32
     tokens = list(arrays["tokens"])
     assert not arrays["features"][tokens.index("i3")].any() and arrays["missing"][tokens.index("i3")]
+
+
+def test_a_damaged_chunk_is_kept_aside_and_its_items_extracted_again(tmp_path, caplog):
+    """A chunk cut short (disk full, a copy interrupted) must not crash the resume nor be overwritten: it is
+    kept as ``.corrupt``, its items count as not done, and later chunks never reuse a kept chunk's name."""
+    from recbole_bundle.features.store import FeatureStore
+
+    tokens = ["a", "b", "c", "d"]
+    out = tmp_path / "ds.feat_text.npz"
+    store = FeatureStore(out, tokens, {"modality": "text"})
+    store.add(["a", "b"], np.ones((2, 3)), [False, False], ["", ""])
+    store.add(["c"], np.full((1, 3), 2.0), [False], [""])
+    first = store.partial / "chunk_000000.npz"
+    first.write_bytes(first.read_bytes()[:40])  # damaged
+    with caplog.at_level("WARNING"):
+        resumed = FeatureStore(out, tokens, {"modality": "text"})
+    assert "chunk_000000.npz is unreadable" in caplog.text
+    assert resumed.done() == {"c"}
+    assert (store.partial / "chunk_000000.npz.corrupt").is_file()  # nothing is lost
+    resumed.add(["a", "b", "d"], np.full((3, 3), 3.0), [False, False, True], ["", "", "no text"])
+    assert sorted(p.name for p in store.partial.glob("chunk_*.npz")) == ["chunk_000001.npz", "chunk_000002.npz"]
+    with np.load(resumed.finish(), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["features"][:, 0], [3.0, 3.0, 2.0, 0.0])
+        np.testing.assert_array_equal(z["missing"], [False, False, False, True])
+
+
+def test_an_unreadable_identity_file_names_the_fix(tmp_path):
+    from recbole_bundle.features.store import FeatureStore
+
+    out = tmp_path / "ds.feat_text.npz"
+    FeatureStore(out, ["a"], {"modality": "text"})
+    (tmp_path / "ds.feat_text.partial" / "identity.json").write_text("{not json")
+    with pytest.raises(BundleConfigError, match=r"identity\.json is unreadable .*--restart"):
+        FeatureStore(out, ["a"], {"modality": "text"})
+    FeatureStore(out, ["a"], {"modality": "text"}, restart=True)  # --restart discards it

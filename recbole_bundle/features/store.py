@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import logging
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +24,26 @@ from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.io import atomic_save_npz, atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+
+CHUNK_ARRAYS = ("tokens", "features", "missing", "reasons")
+
+
+def _readable(chunk: Path) -> bool:
+    """Whether ``chunk`` loads with all its arrays; a damaged one (disk full, a copy cut short) is kept beside
+    as ``<chunk>.corrupt`` with a warning and its items count as not extracted, so the run redoes them."""
+    try:
+        with np.load(chunk, allow_pickle=False) as z:
+            rows = {len(z[name]) for name in CHUNK_ARRAYS}
+        if len(rows) == 1:
+            return True
+        why = f"arrays of different lengths {sorted(rows)}"
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        why = f"{type(e).__name__}: {e}"
+    kept = chunk.with_name(chunk.name + ".corrupt")
+    chunk.replace(kept)
+    logger.warning("feature chunk %s is unreadable (%s); kept as %s, its items are extracted again", chunk, why, kept)
+    return False
 
 
 class FeatureStore:
@@ -39,7 +60,11 @@ class FeatureStore:
         self.partial.mkdir(parents=True, exist_ok=True)
         ident_file = self.partial / "identity.json"
         if ident_file.is_file():
-            previous = json.loads(ident_file.read_text())
+            try:
+                previous = json.loads(ident_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise BundleConfigError(f"{ident_file} is unreadable ({e}); rerun with --restart to discard the "
+                                        f"unfinished extraction in {self.partial}") from None
             if previous != json.loads(json.dumps(identity)):
                 raise BundleConfigError(
                     f"{self.partial} holds an unfinished extraction made with different settings "
@@ -47,7 +72,10 @@ class FeatureStore:
                 )
         else:
             atomic_write_text(ident_file, json.dumps(identity, indent=2, sort_keys=True))
-        self._chunks = sorted(self.partial.glob("chunk_*.npz"))
+        self._chunks = [c for c in sorted(self.partial.glob("chunk_*.npz")) if _readable(c)]
+        # the next chunk's number follows every chunk ever written here, kept-aside ones included
+        numbers = (int(c.name.split("_")[1].split(".")[0]) for c in self.partial.glob("chunk_*.npz*"))
+        self._next = 1 + max(numbers, default=-1)
 
     def done(self) -> set[str]:
         """Tokens already extracted (by this or an earlier, killed run)."""
@@ -59,7 +87,8 @@ class FeatureStore:
 
     def add(self, tokens: Sequence[str], features: np.ndarray, missing: np.ndarray, reasons: Sequence[str]) -> None:
         """Write one batch as an atomic chunk (``reasons[i]`` says why item i has no media, else '')."""
-        path = self.partial / f"chunk_{len(self._chunks):06d}.npz"
+        path = self.partial / f"chunk_{self._next:06d}.npz"
+        self._next += 1
         atomic_save_npz(path, tokens=np.asarray(tokens, dtype=np.str_), features=np.asarray(features, np.float32),
                         missing=np.asarray(missing, bool), reasons=np.asarray(reasons, dtype=np.str_))
         self._chunks.append(path)
