@@ -263,7 +263,8 @@ def evaluate_saved(path: str | os.PathLike, cmd_args: Sequence[str] | None = Non
     """Answer the test questions with a saved run, without training (``run_recbole_bundle.py --model_file``).
 
     Returns ``{"model", "dataset", "seed", "test_result", "source", "config"}``; ``test_result`` is the
-    metric dict the training run printed (the same questions, the same weights: the same numbers).
+    metric dict the training run printed (the same questions, the same weights: the same numbers), with
+    ``recall@K`` / ``ndcg@K`` over the whole catalogue when ``catalogue_metrics`` is set (e.g. as an override).
     With ``save_predictions: True`` the answers go beside the saved run (``<run>.test_predictions.jsonl``).
     """
     from recbole.utils import init_logger
@@ -280,6 +281,10 @@ def evaluate_saved(path: str | os.PathLike, cmd_args: Sequence[str] | None = Non
     trainer.saved_model_file = str(p if p.is_file() else p / "model.pth")  # predictions are written beside it
     progress = config["show_progress"] if show_progress is None else show_progress
     result = trainer.evaluate(run.test_data, load_best_model=False, show_progress=progress)
+    if config["catalogue_metrics"]:  # recall@K / ndcg@K over the whole catalogue, as a training run reports them
+        from recbole_bundle.ranking import catalogue_metrics
+
+        result = {**dict(result), **catalogue_metrics(run.model, run.test_data, config, run.train_data.dataset)}
     logging.getLogger().info(f"test result ({p}): {dict(result)}")
     return {"model": config["model"], "dataset": config["dataset"], "seed": config["seed"],
             "test_result": dict(result), "source": str(p), "config": dict(config.final_config_dict)}

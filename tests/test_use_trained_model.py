@@ -189,6 +189,20 @@ def test_export_with_a_damaged_fusion_file_is_one_message(mllm, tmp_path):
         recbole_bundle.load(out)
 
 
+def test_model_file_reports_catalogue_metrics_of_the_trained_model(lightgcn, capsys):
+    """``--model_file`` with ``--catalogue_metrics``: recall@K / ndcg@K over the catalogue, equal to those of the
+    model the training run left in memory (same weights, same test bundles)."""
+    from recbole_bundle.ranking import catalogue_metrics
+
+    assert cli_main([f"--model_file={lightgcn['checkpoint']}", "--catalogue_metrics=[5,10]"]) == 0
+    printed = capsys.readouterr().out
+    run = recbole_bundle.load(lightgcn["checkpoint"], catalogue_metrics=[5, 10])
+    expected = catalogue_metrics(lightgcn["net"], lightgcn["test_data"], run.config, run.train_data.dataset)
+    assert set(expected) == {"recall@5", "recall@10", "ndcg@5", "ndcg@10"}
+    for key, value in {**expected, "hitrate@1": lightgcn["test_result"]["hitrate@1"]}.items():
+        assert f"{key}: {value}\n" in printed
+
+
 def test_model_file_reproduces_bundle_mllm_test_result(mllm, tmp_path, capsys):
     assert cli_main([f"--model_file={mllm['checkpoint']}"]) == 0
     printed = capsys.readouterr().out
