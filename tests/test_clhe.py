@@ -70,3 +70,12 @@ def test_modality_dropout_keeps_one_modality(run_config):
     b = net.items(items, drop=0.99)
     assert torch.isfinite(a).all() and not torch.allclose(a, b)
     assert (a.abs().sum(-1) > 0).all()  # never every modality hidden
+
+
+def test_item_id_modality_is_refused_naming_why(run_config):
+    """CLHE's id embedding is always there; 'item_id' (a Bundle-MLLM fused-token modality) is refused before
+    anything is trained instead of being looked up as a feature file."""
+    from recbole_bundle.errors import BundleConfigError
+
+    with pytest.raises(BundleConfigError, match="CLHE always learns an item-id embedding.*remove 'item_id'"):
+        run_recbole_bundle("CLHE", "sample", config_dict={**run_config, "modalities": ["relational", "item_id"]})

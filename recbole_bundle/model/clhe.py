@@ -20,6 +20,7 @@ from recbole.data.interaction import Interaction
 from torch import nn
 
 from recbole_bundle.data.dataloader import CANDIDATES, PARTIAL, PARTIAL_LEN
+from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.model.base import BundleChoiceModel
 from recbole_bundle.model.layers import ModalityFusion
 
@@ -38,7 +39,12 @@ class CLHE(BundleChoiceModel):
 
     @classmethod
     def item_feature_names(cls, config) -> list[str]:
-        return list(config["modalities"] or [])
+        """The item features CLHE encodes beside its always-present learned item-id embedding."""
+        names = list(config["modalities"] or [])
+        if "item_id" in names:
+            raise BundleConfigError("CLHE always learns an item-id embedding beside its modalities: remove 'item_id' "
+                                    f"from modalities ({names}); it is a Bundle-MLLM fused-token option")
+        return names
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
