@@ -79,3 +79,19 @@ def test_item_id_modality_is_refused_naming_why(run_config):
 
     with pytest.raises(BundleConfigError, match="CLHE always learns an item-id embedding.*remove 'item_id'"):
         run_recbole_bundle("CLHE", "sample", config_dict={**run_config, "modalities": ["relational", "item_id"]})
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("n_heads", 3, r"'n_heads' must divide embedding_size \(64\), got 3"),
+    ("cl_temp", 0.0, r"'cl_temp' must be > 0, got 0.0"),
+    ("bundle_item_dropout", 1.0, r"'bundle_item_dropout' must lie in \[0, 1\), got 1.0"),
+    ("cl_alpha", -0.1, r"'cl_alpha' must be >= 0, got -0.1"),
+])
+def test_options_are_checked_once_naming_key_rule_and_defaults(run_config, key, value, rule):
+    from recbole_bundle.errors import BundleConfigError
+    from recbole_bundle.model.clhe import CLHEOptions
+
+    good = CLHEOptions.from_config(BundleConfig("CLHE", "sample", config_dict=run_config))
+    assert good.embedding_size == 64 and good.cl_alpha == 0.1  # the yaml's values, typed
+    with pytest.raises(BundleConfigError, match=rule + r" \(defaults: properties/model/CLHE\.yaml\)"):
+        CLHEOptions.from_config(BundleConfig("CLHE", "sample", config_dict={**run_config, key: value}))

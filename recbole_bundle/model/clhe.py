@@ -13,6 +13,8 @@ Scoring: dot product of the bundle vector with the candidates' vectors from a se
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,41 @@ from recbole_bundle.data.dataloader import CANDIDATES, PARTIAL, PARTIAL_LEN
 from recbole_bundle.errors import BundleConfigError
 from recbole_bundle.model.base import BundleChoiceModel
 from recbole_bundle.model.layers import ModalityFusion
+from recbole_bundle.model.options import ModelOptions
+
+
+@dataclass(frozen=True)
+class CLHEOptions(ModelOptions):
+    """CLHE's model keys (``properties/model/CLHE.yaml`` says what each means and the official values)."""
+
+    embedding_size: int          # item and bundle vector size (>= 1)
+    n_heads: int                 # attention heads of the bundle Transformer (divides embedding_size)
+    trans_layers: int            # Transformer layers (>= 1)
+    hidden_dropout_prob: float   # in [0, 1)
+    cl_alpha: float              # item-level contrastive weight (>= 0)
+    cl_temp: float               # its temperature (> 0)
+    modality_dropout: float      # item augmentation, in [0, 1)
+    bundle_cl_alpha: float       # bundle-level contrastive weight (>= 0)
+    bundle_cl_temp: float        # its temperature (> 0)
+    bundle_item_dropout: float   # bundle augmentation, in [0, 1)
+
+    defaults = "properties/model/CLHE.yaml"
+
+    def _check_ranges(self) -> None:
+        for key in ("embedding_size", "n_heads", "trans_layers"):
+            if getattr(self, key) < 1:
+                self._fail(key, "must be >= 1")
+        if self.embedding_size % self.n_heads:
+            self._fail("n_heads", f"must divide embedding_size ({self.embedding_size})")
+        for key in ("hidden_dropout_prob", "modality_dropout", "bundle_item_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                self._fail(key, "must lie in [0, 1)")
+        for key in ("cl_alpha", "bundle_cl_alpha"):
+            if getattr(self, key) < 0:
+                self._fail(key, "must be >= 0")
+        for key in ("cl_temp", "bundle_cl_temp"):
+            if getattr(self, key) <= 0:
+                self._fail(key, "must be > 0")
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -48,7 +85,8 @@ class CLHE(BundleChoiceModel):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        d = int(config["embedding_size"])
+        self.options = opts = CLHEOptions.from_config(config)  # every model key, checked once
+        d = opts.embedding_size
         loaded = [dataset.item_modality(n) for n in self.item_feature_names(config)]
         for n, (f, _) in enumerate(loaded):
             self.register_buffer(f"feat_{n}", F.normalize(torch.tensor(f), dim=-1), persistent=False)
@@ -61,13 +99,13 @@ class CLHE(BundleChoiceModel):
         dims = [f.shape[1] for f, _ in loaded] + [d]
         self.encoder = ModalityFusion(dims, d, encoder="mlp")
         self.decoder = ModalityFusion(dims, d, encoder="mlp")
-        layer = nn.TransformerEncoderLayer(d, int(config["n_heads"]), dim_feedforward=2 * d,
-                                           dropout=float(config["hidden_dropout_prob"]), batch_first=True)
-        self.bundle_encoder = nn.TransformerEncoder(layer, int(config["trans_layers"]), enable_nested_tensor=False)
+        layer = nn.TransformerEncoderLayer(d, opts.n_heads, dim_feedforward=2 * d, dropout=opts.hidden_dropout_prob,
+                                           batch_first=True)
+        self.bundle_encoder = nn.TransformerEncoder(layer, opts.trans_layers, enable_nested_tensor=False)
         self.cl_projector = nn.Linear(d, d)
-        self.cl_alpha, self.cl_temp = float(config["cl_alpha"]), float(config["cl_temp"])
-        self.bundle_cl_alpha, self.bundle_cl_temp = float(config["bundle_cl_alpha"]), float(config["bundle_cl_temp"])
-        self.modality_dropout, self.item_dropout = float(config["modality_dropout"]), float(config["bundle_item_dropout"])
+        self.cl_alpha, self.cl_temp = opts.cl_alpha, opts.cl_temp
+        self.bundle_cl_alpha, self.bundle_cl_temp = opts.bundle_cl_alpha, opts.bundle_cl_temp
+        self.modality_dropout, self.item_dropout = opts.modality_dropout, opts.bundle_item_dropout
         nn.init.xavier_normal_(self.item_embedding.weight)
         # whole train bundles (reconstruction targets), by internal bundle id
         ids, items = dataset.train_bundles

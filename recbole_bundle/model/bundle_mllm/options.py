@@ -7,10 +7,10 @@ is validated here with a message naming the key, the allowed values and where th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Literal, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Literal, get_args
 
-from recbole_bundle.errors import BundleConfigError
+from recbole_bundle.model.options import ModelOptions
 
 Stage = Literal["s1", "s2", "joint"]
 Scoring = Literal["letter", "generate", "candidate"]
@@ -23,7 +23,7 @@ SCORINGS: tuple[str, ...] = get_args(Scoring)
 
 
 @dataclass(frozen=True)
-class BundleMLLMOptions:
+class BundleMLLMOptions(ModelOptions):
     """The model-side keys of ``BundleMLLM.yaml`` (see that file for what each means and the paper's values)."""
 
     stages: tuple[Stage, ...]          # progressive optimisation: s1 (LoRA), s2 (fused token), joint
@@ -48,19 +48,10 @@ class BundleMLLMOptions:
     fused_cache: bool
     prefix_cache: bool
 
-    @classmethod
-    def from_config(cls, config) -> "BundleMLLMOptions":
-        """The options of ``config``, each checked; the first bad key raises one BundleConfigError."""
-        hints = get_type_hints(cls)
-        opts = cls(**{f.name: _coerce(f.name, hints[f.name], config[f.name]) for f in fields(cls)})
-        opts._check_ranges()
-        return opts
+    defaults = "properties/model/BundleMLLM.yaml"
 
     def _check_ranges(self) -> None:
-        def fail(key: str, rule: str) -> None:
-            raise BundleConfigError(f"config key '{key}' {rule}, got {getattr(self, key)!r} "
-                                    f"(defaults: properties/model/BundleMLLM.yaml)")
-
+        fail = self._fail
         for key in ("candidates_per_prompt", "max_new_tokens", "max_partial_items", "max_title_tokens",
                     "fusion_dim", "fusion_heads", "lora_alpha"):
             if getattr(self, key) < 1:
@@ -79,36 +70,3 @@ class BundleMLLMOptions:
             fail("stages", "has s2/joint, which train the fused token, but use_fused_token is False")
         if any(s in ("s1", "joint") for s in self.stages) and self.lora_r == 0:
             fail("stages", "has s1/joint, which train LoRA, but lora_r is 0")
-
-
-def _coerce(key: str, annotation, raw):
-    """``raw`` as ``annotation`` (a Literal, tuple[...], bool, int, float or str), or a message naming the key."""
-    ann = annotation
-    origin = get_origin(ann)
-    if origin is tuple:
-        (item, _) = get_args(ann)
-        if raw is None:
-            raw = []
-        if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
-            raise BundleConfigError(f"config key '{key}' must be a list, got {raw!r}")
-        return tuple(_coerce(key, item, v) for v in raw)
-    if origin is Literal:
-        allowed = get_args(ann)
-        if raw not in allowed:
-            raise BundleConfigError(f"config key '{key}' must be one of {', '.join(map(str, allowed))}, got {raw!r}")
-        return raw
-    if ann is bool:
-        if not isinstance(raw, bool):
-            raise BundleConfigError(f"config key '{key}' must be True or False, got {raw!r}")
-        return raw
-    if ann is int:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise BundleConfigError(f"config key '{key}' must be an integer, got {raw!r}")
-        return raw
-    if ann is float:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise BundleConfigError(f"config key '{key}' must be a number, got {raw!r}")
-        return float(raw)
-    if not isinstance(raw, str):
-        raise BundleConfigError(f"config key '{key}' must be text, got {raw!r}")
-    return raw
