@@ -125,3 +125,29 @@ def test_recbole_model_without_plugin_class_runs(run_config):
     run_config.update(epochs=1)
     r = run_recbole_bundle("NeuMF", "sample", config_dict=run_config)
     assert set(r["test_result"]) == METRICS
+
+
+def test_itemknn_all_neighbours_keeps_every_similarity_without_an_items_squared_array(run_config):
+    """``k: ~`` keeps every non-zero similarity (the same model as k = n_items) with k = the largest number of
+    items any item co-occurs with, not n_items (RecBole stores an n_items x k neighbour array)."""
+    import numpy as np
+
+    from recbole_bundle.config import BundleConfig
+    from recbole_bundle.data.prepare import create_dataset, data_preparation
+    from recbole_bundle.model.itemknn import ItemKNN, all_neighbours
+
+    def fitted(k):
+        cfg = BundleConfig("ItemKNN", "sample", config_dict={**run_config, "k": k})
+        train, _, _ = data_preparation(cfg, create_dataset(cfg))
+        return ItemKNN(cfg, train.dataset), train.dataset
+
+    everything, ds = fitted(None)
+    k = all_neighbours(ds)
+    assert everything.k == k < ds.item_num
+    x = ds.inter_matrix(form="csr").astype(bool).astype(int)
+    partners = (x.T @ x).tocsr()
+    assert k == max(partners[i].nnz for i in range(ds.item_num))
+    full, _ = fitted(ds.item_num)  # the old setting: the same similarities, to the last bit
+    assert (everything.w != full.w).nnz == 0 and everything.w.nnz == full.w.nnz
+    assert (everything.pred_mat != full.pred_mat).nnz == 0
+    assert np.array_equal(everything.tiebreak, full.tiebreak)

@@ -16,12 +16,21 @@ import torch
 from recbole.model.general_recommender.itemknn import ItemKNN as RecBoleItemKNN
 
 
+def all_neighbours(dataset) -> int:
+    """The ``k`` that keeps every non-zero similarity: the most distinct items any item co-occurs with (+ itself).
+    RecBole's ``ComputeSimilarity`` also stores each item's top-k index list, so ``k = n_items`` would hold an
+    ``n_items x n_items`` array (15 GB on iFashion's 42k items); this k keeps exactly the same neighbours."""
+    x = dataset.inter_matrix(form="csr").astype(bool).astype(np.float32)
+    co_occurrence = (x.T @ x).tocsr()
+    return max(1, int(np.diff(co_occurrence.indptr).max()))
+
+
 class ItemKNN(RecBoleItemKNN):
     """Summed cosine co-occurrence of a candidate with the bundle's items, ties broken by popularity."""
 
     def __init__(self, config, dataset) -> None:
         if config["k"] is None:  # all neighbours: RecBole's ComputeSimilarity keeps the top-k of each item
-            config["k"] = dataset.item_num
+            config["k"] = all_neighbours(dataset)
         super().__init__(config, dataset)
         self.pred_mat = self.pred_mat.tocsr()
         counts = np.asarray(self.interaction_matrix.sum(axis=0)).ravel()
