@@ -236,20 +236,17 @@ def prepare_item_features(config, train_data, valid_data=None) -> dict[str, tupl
     computed from that graph (:func:`degree_item_features`)."""
     names = getattr(config.model_class, "item_feature_names", lambda _config: [])(config)
     dataset = train_data.dataset
+    valid_q = valid_data.questions if valid_data is not None else None
+    computed = {  # made from this run's train graph when no feature file is given
+        "relational": lambda: lightgcn_item_features(config, dataset, valid_q,
+                                                     epochs=int(config["relational_epochs"] or 100)),
+        "degree": lambda: degree_item_features(dataset),
+    }
     prepared = {}
     for name in names:
-        if name == "relational" and not dataset.feature_path(name).is_file():
-            valid_q = valid_data.questions if valid_data is not None else None
-            feats = lightgcn_item_features(config, dataset, valid_q, epochs=int(config["relational_epochs"] or 100))
-            missing = np.zeros(len(feats), bool)
-            missing[0] = True
-            prepared[name] = (feats, missing)
-            continue
-        if name == "degree" and not dataset.feature_path(name).is_file():
-            feats = degree_item_features(dataset)
-            missing = np.zeros(len(feats), bool)
-            missing[0] = True
-            prepared[name] = (feats, missing)
+        if name in computed and not dataset.feature_path(name).is_file():
+            feats = computed[name]()
+            prepared[name] = (feats, np.arange(len(feats)) == 0)  # only the padding row is missing
             continue
         if name == "relational":
             check_relational_split(dataset, dataset)

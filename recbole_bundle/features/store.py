@@ -29,21 +29,22 @@ logger = logging.getLogger(__name__)
 CHUNK_ARRAYS = ("tokens", "features", "missing", "reasons")
 
 
-def _readable(chunk: Path) -> bool:
-    """Whether ``chunk`` loads with all its arrays; a damaged one (disk full, a copy cut short) is kept beside
-    as ``<chunk>.corrupt`` with a warning and its items count as not extracted, so the run redoes them."""
+def _chunk_tokens(chunk: Path) -> list[str] | None:
+    """The item tokens of ``chunk``, checked to load with all its arrays; a damaged one (disk full, a copy cut
+    short) is kept beside as ``<chunk>.corrupt`` with a warning and None is returned: its items count as not
+    extracted, so the run redoes them."""
     try:
         with np.load(chunk, allow_pickle=False) as z:
             rows = {len(z[name]) for name in CHUNK_ARRAYS}
-        if len(rows) == 1:
-            return True
+            if len(rows) == 1:
+                return z["tokens"].astype(str).tolist()
         why = f"arrays of different lengths {sorted(rows)}"
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         why = f"{type(e).__name__}: {e}"
     kept = chunk.with_name(chunk.name + ".corrupt")
     chunk.replace(kept)
     logger.warning("feature chunk %s is unreadable (%s); kept as %s, its items are extracted again", chunk, why, kept)
-    return False
+    return None
 
 
 class FeatureStore:
@@ -72,18 +73,20 @@ class FeatureStore:
                 )
         else:
             atomic_write_text(ident_file, json.dumps(identity, indent=2, sort_keys=True))
-        self._chunks = [c for c in sorted(self.partial.glob("chunk_*.npz")) if _readable(c)]
+        self._chunks: list[Path] = []
+        self._done: set[str] = set()  # tokens in the chunks, read once here
+        for chunk in sorted(self.partial.glob("chunk_*.npz")):
+            tokens_in = _chunk_tokens(chunk)
+            if tokens_in is not None:
+                self._chunks.append(chunk)
+                self._done.update(tokens_in)
         # the next chunk's number follows every chunk ever written here, kept-aside ones included
         numbers = (int(c.name.split("_")[1].split(".")[0]) for c in self.partial.glob("chunk_*.npz*"))
         self._next = 1 + max(numbers, default=-1)
 
     def done(self) -> set[str]:
         """Tokens already extracted (by this or an earlier, killed run)."""
-        out: set[str] = set()
-        for c in self._chunks:
-            with np.load(c, allow_pickle=False) as z:
-                out.update(z["tokens"].astype(str).tolist())
-        return out
+        return set(self._done)
 
     def add(self, tokens: Sequence[str], features: np.ndarray, missing: np.ndarray, reasons: Sequence[str]) -> None:
         """Write one batch as an atomic chunk (``reasons[i]`` says why item i has no media, else '')."""
@@ -92,6 +95,7 @@ class FeatureStore:
         atomic_save_npz(path, tokens=np.asarray(tokens, dtype=np.str_), features=np.asarray(features, np.float32),
                         missing=np.asarray(missing, bool), reasons=np.asarray(reasons, dtype=np.str_))
         self._chunks.append(path)
+        self._done.update(str(t) for t in tokens)
 
     def finish(self, extra_meta: dict | None = None) -> Path:
         """Merge the chunks in item order into the final files; returns the ``.npz`` path."""

@@ -118,9 +118,7 @@ class BundleMLLM(BundleChoiceModel):
                 with torch.no_grad():
                     self.item_embedding.weight[0].zero_()
                 dims.append(d)
-                no_item = np.zeros(self.n_items, bool)
-                no_item[0] = True
-                missing.append(no_item)
+                missing.append(np.arange(self.n_items) == 0)  # every item has an id; only padding is missing
             self.modalities = names + ([LEARNED_ID] if self.learned_id else [])
             for n, f in enumerate(feats):
                 self.register_buffer(f"feat_{n}", torch.tensor(f, device=dev), persistent=False)
